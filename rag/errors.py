@@ -1,0 +1,43 @@
+"""Typed exceptions of the library.
+
+Only the CLI and the HTTP layer turn these into exit codes or HTTP answers; library code raises them
+with a message that names the bad value, what is allowed and what to do.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class ConfigError(RagError):
+    """A configuration key or value is invalid (the message names the key path)."""
+
+
+class StoreError(RagError):
+    """The case store cannot be opened, migrated or written."""
+
+
+class IngestError(RagError):
+    """One input item cannot be ingested; the batch goes on without it."""
+
+
+class UnsupportedInputError(IngestError):
+    """The file is of a kind or encoding the ingestion does not read."""
+
+
+class DecodeError(IngestError):
+    """The file claims a known format but its content cannot be decoded."""
+
+
+class InvalidMediaError(IngestError):
+    """The decoded content is unusable (zero frames, absurd dimensions, ...)."""
+
+
+class DuplicateConflictError(IngestError):
+    """An instance UID already stored with different content."""
+
+
+class DeidentificationError(IngestError):
+    """De-identification could not be completed; nothing is stored for the item."""

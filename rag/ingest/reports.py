@@ -1,0 +1,149 @@
+"""Ingesting report files: finding their study, scrubbing identifiers, splitting sections.
+
+A text report belongs to the study named by a ``StudyInstanceUID: <uid>`` line in it, or else to the
+one study whose DICOM files share its folder. Indiana University chest X-ray XML reports make a study
+of their own. The stored text never holds the patient's names, IDs, dates or the study UID line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from rag.errors import IngestError, RagError
+from rag.ingest.deid import Pseudonymizer, scrub_text
+from rag.ingest.discover import SourceFile
+from rag.ingest.measurements import extract_measurements
+from rag.ingest.outcome import ItemOutcome
+from rag.ingest.sections import detect_report_kind, parse_cxr_report, parse_echo_report, parse_iu_xray_xml
+from rag.ingest.writer import ParsedMeasurement, ParsedSection, StudyKey, report_exists, store_report
+from rag.store import Patient, Store, Study
+
+_UID_LINE = re.compile(r"^\s*Study\s*Instance\s*UID\s*[:=]\s*([0-9.]+)\s*$", re.IGNORECASE | re.MULTILINE)
+MAX_REPORT_BYTES = 2_000_000
+
+
+@dataclass
+class ReportLinker:
+    """What the DICOM headers of this run say about studies, folders and the names to scrub."""
+
+    by_uid: dict[str, StudyKey] = field(default_factory=dict)
+    by_folder: dict[Path, dict[str, StudyKey]] = field(default_factory=lambda: defaultdict(dict))
+    names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add_dicom(self, path: Path, study_uid: str, study: StudyKey, header: Any) -> None:
+        self.by_uid[study_uid] = study
+        self.by_folder[path.parent.resolve()][study.uid_hash] = study
+        name = str(getattr(header, "PatientName", "") or "")
+        parts = {p for p in re.split(r"[\^=\s,]+", name) if len(p) > 1}
+        self.names[study.uid_hash] |= parts
+        pid = str(getattr(header, "PatientID", "") or "")
+        others = [str(x) for x in (getattr(header, "OtherPatientIDs", None) or [])]
+        self.ids[study.uid_hash] |= {x for x in [pid, *others] if x}
+
+    def study_for_folder(self, folder: Path, pz: Pseudonymizer) -> StudyKey:
+        """The one DICOM study of ``folder``, else a study that stands for the folder itself."""
+        studies = self.by_folder.get(folder.resolve(), {})
+        if len(studies) == 1:
+            return next(iter(studies.values()))
+        key = f"folder:{folder.resolve()}"
+        return StudyKey(patient_pseudonym=pz.patient_pseudonym(key, "rag-folder"), uid_hash=pz.uid(key))
+
+
+def _stored_study(store: Store, uid_hash: str) -> StudyKey | None:
+    with store.session() as s:
+        row = s.execute(
+            select(Study, Patient.pseudonym).join(Patient).where(Study.uid_hash == uid_hash)
+        ).first()
+    if row is None:
+        return None
+    study, pseudonym = row
+    return StudyKey(pseudonym, study.uid_hash, study.study_date, study.modality, study.description)
+
+
+def _find_study(
+    text: str, src: SourceFile, store: Store, pz: Pseudonymizer, linker: ReportLinker
+) -> StudyKey:
+    m = _UID_LINE.search(text)
+    if m:
+        uid = m.group(1)
+        if uid in linker.by_uid:
+            return linker.by_uid[uid]
+        stored = _stored_study(store, pz.uid(uid))
+        if stored is None:
+            raise IngestError(
+                f"the report names StudyInstanceUID {uid[:8]}..., which is neither in this batch nor stored; "
+                "ingest the study's DICOM files with it"
+            )
+        return stored
+    studies = linker.by_folder.get(src.path.parent.resolve(), {})
+    if len(studies) == 1:
+        return next(iter(studies.values()))
+    where = "several studies" if studies else "no DICOM study"
+    raise IngestError(
+        f"cannot tell which study this report belongs to: its folder holds {where}; put it beside its "
+        "study's DICOM files or add a line 'StudyInstanceUID: <uid>'"
+    )
+
+
+def _read_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_REPORT_BYTES:
+        raise IngestError(f"report file is {size} bytes, over the {MAX_REPORT_BYTES}-byte limit")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IngestError(f"report is not UTF-8 text (byte {e.start}); save it as UTF-8") from e
+
+
+def ingest_report_file(src: SourceFile, store: Store, pz: Pseudonymizer, linker: ReportLinker) -> ItemOutcome:
+    """Ingest one report file; every failure becomes a skipped outcome with its reason."""
+
+    def outcome(status: Any, reason: str | None = None, record: str | None = None) -> ItemOutcome:
+        return ItemOutcome(str(src.path), str(src.kind), status, reason, record)
+
+    try:
+        raw = _read_text(src.path)
+        sha = hashlib.sha256(raw.encode()).hexdigest()
+        with store.session() as s:
+            if report_exists(s, sha):
+                return outcome("duplicate", "report already stored (same text)")
+        names: set[str] = set()
+        ids: set[str] = set()
+        if src.path.suffix.lower() == ".xml":
+            iu = parse_iu_xray_xml(raw)
+            key = f"iu-xray:{iu.report_id}"
+            study = StudyKey(pz.patient_pseudonym(key, "iu-xray"), pz.uid(key), modality="CR")
+            kind, text = "cxr", "\n\n".join(f"{x.name}: {x.text}" for x in iu.report.sections)
+        else:
+            study = _find_study(raw, src, store, pz, linker)
+            names, ids = linker.names.get(study.uid_hash, set()), linker.ids.get(study.uid_hash, set())
+            text = _UID_LINE.sub("", raw).strip()
+            kind = detect_report_kind(text)
+        clean = scrub_text(text, names=names, ids=ids)
+        parsed = parse_echo_report(clean) if kind == "echo" else parse_cxr_report(clean)
+        sections = [ParsedSection(x.name, x.text, x.position) for x in parsed.sections]
+        measurements = [
+            ParsedMeasurement(m.name, m.value, m.unit, m.source) for m in extract_measurements(clean)
+        ]
+        record = store_report(
+            store,
+            study,
+            kind=kind,
+            content_sha256=sha,
+            text=clean,
+            sections=sections,
+            measurements=measurements,
+        )
+    except (RagError, OSError, SQLAlchemyError) as e:
+        return outcome("skipped", str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return outcome("ingested", record=record)
