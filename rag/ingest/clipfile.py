@@ -67,9 +67,7 @@ def read_clip(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             pixels = z["pixels"]
             meta = json.loads(z["meta"].tobytes().decode())
     except (OSError, ValueError, KeyError) as e:
-        raise DecodeError(
-            f"Stored clip '{path}' cannot be read ({e}); re-run `rag ingest` on its source."
-        ) from e
+        raise DecodeError(f"Stored clip '{path}' cannot be read ({e}); re-run `rag ingest` on its source.") from e
     return pixels, meta
 
 

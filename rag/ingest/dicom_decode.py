@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
-from pydicom.uid import UID
 
 from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.media import DecodedMedia, MediaKind, TimingSource, UltrasoundRegion
+
+if TYPE_CHECKING:
+    import pydicom
+    from pydicom.uid import UID
 
 __all__ = ["decode_dicom", "dicom_kind", "frame_timing", "ultrasound_regions"]
 
 logger = logging.getLogger(__name__)
 
 _GRAY = ("MONOCHROME1", "MONOCHROME2")
-_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT")
 _PALETTE = "PALETTE COLOR"
 
 
@@ -56,7 +59,7 @@ def decode_dicom(ds: pydicom.Dataset, *, max_frames: int, max_pixels_per_frame: 
     tsyntax = _transfer_syntax(ds)
     if not tsyntax.is_compressed:
         _check_native_length(ds, header)
-    raw, photometric_out = _decode_pixels(ds, tsyntax, header.n_frames)
+    raw, photometric_out = _decode_pixels(ds, tsyntax, header)
     frames = _to_uint8_frames(ds, raw, header, photometric_out)
     frame_time_ms, timing_source = frame_timing(ds) if header.n_frames > 1 else (None, "none")
     kind = dicom_kind(ds)
@@ -102,10 +105,11 @@ def frame_timing(ds: pydicom.Dataset) -> tuple[float | None, TimingSource]:
         return frame_time, "FrameTime"
     vector = ds.get("FrameTimeVector")
     if vector is not None:
-        values = [_positive_float(v) for v in (vector if isinstance(vector, list | tuple) else [vector])[1:]]
-        usable = [v for v in values if v is not None]
-        if usable and len(usable) == len(values):
-            return float(np.mean(usable)), "FrameTimeVector"
+        entries = [_finite_float(v) for v in _as_list(vector)[1:]]
+        if entries and all(v is not None and v >= 0 for v in entries):
+            mean = float(np.mean(np.asarray(entries, dtype=np.float64)))
+            if mean > 0:
+                return mean, "FrameTimeVector"
     for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
         rate = _positive_float(ds.get(keyword))
         if rate is not None:
@@ -152,27 +156,17 @@ def ultrasound_regions(ds: pydicom.Dataset) -> tuple[UltrasoundRegion, ...]:
     return tuple(regions)
 
 
+@dataclass(frozen=True)
 class _Header:
-    """Image pixel attributes checked before decoding."""
+    """Image pixel attributes, checked before decoding."""
 
-    def __init__(
-        self,
-        *,
-        rows: int,
-        columns: int,
-        n_frames: int,
-        samples: int,
-        bits_allocated: int,
-        bits_stored: int,
-        photometric: str,
-    ) -> None:
-        self.rows = rows
-        self.columns = columns
-        self.n_frames = n_frames
-        self.samples = samples
-        self.bits_allocated = bits_allocated
-        self.bits_stored = bits_stored
-        self.photometric = photometric
+    rows: int
+    columns: int
+    n_frames: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    photometric: str
 
 
 def _check_header(ds: pydicom.Dataset, *, max_frames: int, max_pixels_per_frame: int) -> _Header:
@@ -247,6 +241,8 @@ def _header_int(ds: pydicom.Dataset, keyword: str, *, default: int | None = None
 
 
 def _transfer_syntax(ds: pydicom.Dataset) -> UID:
+    from pydicom.uid import UID
+
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid is None:
@@ -272,8 +268,10 @@ def _check_native_length(ds: pydicom.Dataset, header: _Header) -> None:
         )
 
 
-def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, n_frames: int) -> tuple[np.ndarray, str]:
+def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, header: _Header) -> tuple[np.ndarray, str]:
     """Decode every frame; returns ``(T, H, W)`` or ``(T, H, W, 3)`` and the output photometric."""
+    from pydicom.pixels.decoders.base import get_decoder
+
     name = f"{tsyntax.name} ({tsyntax})" if tsyntax.is_transfer_syntax else str(tsyntax)
     try:
         decoder = get_decoder(tsyntax)
@@ -290,21 +288,25 @@ def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, n_frames: int) -> tuple[np
             "the pylibjpeg route)"
         )
     try:
-        array, meta = decoder.as_array(ds, as_rgb=True)
+        options: dict[str, Any] = {"as_rgb": True}
+        array, meta = decoder.as_array(ds, **options)
     except NotImplementedError as e:
         raise UnsupportedInputError(f"transfer syntax {name}: {e}") from e
     except (ValueError, RuntimeError, IndexError, EOFError, OSError) as e:
         reason = " ".join(str(e).split())
         raise DecodeError(f"cannot decode the pixel data ({name}): {reason}") from e
-    if array.ndim == (2 if ds.get("SamplesPerPixel", 1) == 1 else 3):
+    if array.ndim == (2 if header.samples == 1 else 3):
         array = array[np.newaxis]
-    if array.shape[0] != n_frames:
-        raise DecodeError(f"decoded {array.shape[0]} frame(s) but NumberOfFrames = {n_frames} ({name})")
+    expected = (header.n_frames, header.rows, header.columns)
+    if array.shape[:3] != expected:
+        raise DecodeError(f"decoded an array of shape {array.shape}, expected {expected} from the header ({name})")
     return array, str(meta.get("photometric_interpretation", "")).strip().upper()
 
 
 def _to_uint8_frames(ds: pydicom.Dataset, raw: np.ndarray, header: _Header, photometric_out: str) -> np.ndarray:
     """Map decoded pixels to ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W, 1)`` uint8 gray."""
+    from pydicom.pixels.processing import convert_color_space
+
     photometric = header.photometric
     if photometric == _PALETTE:
         return _palette_to_rgb(ds, raw)
@@ -327,6 +329,8 @@ def _to_uint8_frames(ds: pydicom.Dataset, raw: np.ndarray, header: _Header, phot
 
 def _palette_to_rgb(ds: pydicom.Dataset, raw: np.ndarray) -> np.ndarray:
     """Apply the (possibly segmented, possibly 16-bit) palette and scale the entries to 8 bits."""
+    from pydicom.pixels.processing import apply_color_lut
+
     try:
         rgb = apply_color_lut(raw, ds)
     except (ValueError, KeyError, IndexError, AttributeError) as e:
@@ -359,13 +363,19 @@ def _rescale_to_uint8(ds: pydicom.Dataset, raw: np.ndarray) -> np.ndarray:
     else:
         low, high = float(values.min()), float(values.max())
         scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return result
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return [value]
 
 
 def _first(value: Any) -> Any:
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return value[0] if len(value) else None
-    return value
+    values = _as_list(value)
+    return values[0] if values else None
 
 
 def _finite_float(value: Any) -> float | None:

@@ -52,9 +52,7 @@ def classify(path: Path, dicom_extensions: Iterable[str] = (".dcm", ".dicom", ""
     return SourceKind.UNKNOWN
 
 
-def discover(
-    paths: Iterable[Path], dicom_extensions: Iterable[str] = (".dcm", ".dicom", "")
-) -> Iterator[SourceFile]:
+def discover(paths: Iterable[Path], dicom_extensions: Iterable[str] = (".dcm", ".dicom", "")) -> Iterator[SourceFile]:
     """Every file under ``paths`` (files or folders, walked recursively, in sorted order).
 
     Hidden files and folders and well-known non-data names (DICOMDIR, README, ...) are left out;

@@ -99,9 +99,7 @@ class DecodedMedia:
     def __post_init__(self) -> None:
         shape = self.frames.shape
         if self.frames.dtype != np.uint8 or self.frames.ndim != 4 or shape[-1] not in (1, 3):
-            raise ValueError(
-                f"frames must be (T, H, W, 1 or 3) uint8, got shape {shape} dtype {self.frames.dtype}"
-            )
+            raise ValueError(f"frames must be (T, H, W, 1 or 3) uint8, got shape {shape} dtype {self.frames.dtype}")
         if shape[0] < 1 or shape[1] < 1 or shape[2] < 1:
             raise ValueError(f"frames must hold at least one non-empty frame, got shape {shape}")
         if self.frame_time_ms is not None and not (np.isfinite(self.frame_time_ms) and self.frame_time_ms > 0):

@@ -102,9 +102,7 @@ class _Context:
     linker: ReportLinker = field(default_factory=ReportLinker)
 
 
-def _outcome(
-    src: SourceFile, status: Any, reason: str | None = None, record: str | None = None
-) -> ItemOutcome:
+def _outcome(src: SourceFile, status: Any, reason: str | None = None, record: str | None = None) -> ItemOutcome:
     return ItemOutcome(path=str(src.path), kind=str(src.kind), status=status, reason=reason, record=record)
 
 
@@ -124,9 +122,7 @@ def _plan_dicom(ctx: _Context, src: SourceFile) -> _DicomPlan | None:
     ctx.linker.add_dicom(src.path, str(getattr(header, "StudyInstanceUID", "")), study, header)
     target = MediaTarget(
         study=study,
-        series=SeriesKey(
-            uid_hash=deid.series_uid_hash, modality=deid.modality, description=deid.series_description
-        ),
+        series=SeriesKey(uid_hash=deid.series_uid_hash, modality=deid.modality, description=deid.series_description),
         instance_uid_hash=deid.sop_uid_hash,
         header=header_to_json(deid.dataset),
     )
@@ -244,11 +240,7 @@ def ingest(
         others: list[SourceFile] = []
         for src in sources:
             if src.kind is SourceKind.UNKNOWN:
-                why = (
-                    "path does not exist"
-                    if not src.path.exists()
-                    else "not a DICOM, video, image or report file"
-                )
+                why = "path does not exist" if not src.path.exists() else "not a DICOM, video, image or report file"
                 report.add(_outcome(src, "skipped", why))
             elif src.kind is SourceKind.REPORT:
                 reports.append(src)
@@ -301,9 +293,7 @@ def _store_one(ctx: _Context, src: SourceFile, target: MediaTarget, item: Prepar
         if stored_sha == item.content_sha256:
             ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels"))
         else:
-            ctx.report.add(
-                _outcome(src, "skipped", "SOP Instance UID already stored with different pixel data")
-            )
+            ctx.report.add(_outcome(src, "skipped", "SOP Instance UID already stored with different pixel data"))
         return
     try:
         record = store_media(ctx.store, ctx.cfg.media_dir, target, item)

@@ -90,9 +90,7 @@ def _masked_and_sampled(media: DecodedMedia, cfg: IngestConfig) -> tuple[Any, st
     else:
         smask = sector_mask(media)
     n_out = 1 if media.kind == "still" else cfg.frames
-    prepared = preprocess(
-        media, smask, frames=n_out, stride=cfg.stride, target_fps=cfg.target_fps, size=cfg.size
-    )
+    prepared = preprocess(media, smask, frames=n_out, stride=cfg.stride, target_fps=cfg.target_fps, size=cfg.size)
     return prepared, smask.source
 
 

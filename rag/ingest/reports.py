@@ -60,18 +60,14 @@ class ReportLinker:
 
 def _stored_study(store: Store, uid_hash: str) -> StudyKey | None:
     with store.session() as s:
-        row = s.execute(
-            select(Study, Patient.pseudonym).join(Patient).where(Study.uid_hash == uid_hash)
-        ).first()
+        row = s.execute(select(Study, Patient.pseudonym).join(Patient).where(Study.uid_hash == uid_hash)).first()
     if row is None:
         return None
     study, pseudonym = row
     return StudyKey(pseudonym, study.uid_hash, study.study_date, study.modality, study.description)
 
 
-def _find_study(
-    text: str, src: SourceFile, store: Store, pz: Pseudonymizer, linker: ReportLinker
-) -> StudyKey:
+def _find_study(text: str, src: SourceFile, store: Store, pz: Pseudonymizer, linker: ReportLinker) -> StudyKey:
     m = _UID_LINE.search(text)
     if m:
         uid = m.group(1)
@@ -132,9 +128,7 @@ def ingest_report_file(src: SourceFile, store: Store, pz: Pseudonymizer, linker:
         clean = scrub_text(text, names=names, ids=ids)
         parsed = parse_echo_report(clean) if kind == "echo" else parse_cxr_report(clean)
         sections = [ParsedSection(x.name, x.text, x.position) for x in parsed.sections]
-        measurements = [
-            ParsedMeasurement(m.name, m.value, m.unit, m.source) for m in extract_measurements(clean)
-        ]
+        measurements = [ParsedMeasurement(m.name, m.value, m.unit, m.source) for m in extract_measurements(clean)]
         record = store_report(
             store,
             study,

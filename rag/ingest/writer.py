@@ -50,9 +50,7 @@ class MediaTarget:
 def existing_content(session: Session, instance_uid_hash: str) -> str | None:
     """The content hash stored for an instance (clip or still), or ``None`` when it is new."""
     for model in (Clip, StillImage):
-        found = session.scalar(
-            select(model.content_sha256).where(model.instance_uid_hash == instance_uid_hash)
-        )
+        found = session.scalar(select(model.content_sha256).where(model.instance_uid_hash == instance_uid_hash))
         if found is not None:
             return found
     return None
@@ -179,11 +177,7 @@ def store_report(
         s.add(report)
         s.flush()
         for m in measurements:
-            s.add(
-                Measurement(
-                    study=st, report_id=report.id, name=m.name, value=m.value, unit=m.unit, source=m.source
-                )
-            )
+            s.add(Measurement(study=st, report_id=report.id, name=m.name, value=m.value, unit=m.unit, source=m.source))
         return f"report:{report.id}"
 
 

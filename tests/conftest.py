@@ -1,0 +1,90 @@
+"""Shared fixtures: real data location, an isolated workspace, and no outside network in unit tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DICOM_DIR = SHARED_DATA / "dicom"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not available: {path} (needs ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture
+def dicom_dir() -> Path:
+    """The folder of real DICOM files (skips when ../shared is absent)."""
+    return shared_file("dicom")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty workspace (RAG_HOME) with a fixed pseudonymisation key and no RAG_* leaking in."""
+    for k in list(os.environ):
+        if k.startswith("RAG_"):
+            monkeypatch.delenv(k)
+    home = tmp_path / "ws"
+    home.mkdir()
+    monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("RAG_PSEUDONYM_KEY", "test-key-0123456789")
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+_LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0")
+
+
+@pytest.fixture(autouse=True)
+def _refuse_outside_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unit tests may only talk to loopback; integration tests are exempt."""
+    if request.node.get_closest_marker("integration"):
+        yield
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and (host in _LOCAL or host.startswith("/") or self.family == socket.AF_UNIX):
+            return real_connect(self, address)
+        raise RuntimeError(f"unit test tried to reach {address!r}; mark it 'integration' or use a local fake")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server on 127.0.0.1 for this test session (integration tests only)."""
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, workspace: Path) -> str:
+    """The case store URL: the workspace's SQLite file, and (integration) a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{workspace / 'rag.sqlite3'}"
+    server = request.getfixturevalue("postgres_server")
+    url: str = server.new_database()
+    return url
