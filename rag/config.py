@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -64,6 +64,15 @@ class DeidConfig(_Strict):
     )
     date_shift_min_days: int = Field(30, ge=1, le=3650)
     date_shift_max_days: int = Field(365, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _range(self) -> DeidConfig:
+        if self.date_shift_min_days > self.date_shift_max_days:
+            raise ValueError(
+                f"date_shift_min_days ({self.date_shift_min_days}) must not exceed "
+                f"date_shift_max_days ({self.date_shift_max_days})"
+            )
+        return self
 
 
 class RagConfig(BaseSettings):

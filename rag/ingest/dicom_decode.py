@@ -328,22 +328,35 @@ def _to_uint8_frames(ds: pydicom.Dataset, raw: np.ndarray, header: _Header, phot
 
 
 def _palette_to_rgb(ds: pydicom.Dataset, raw: np.ndarray) -> np.ndarray:
-    """Apply the (possibly segmented, possibly 16-bit) palette and scale the entries to 8 bits."""
+    """Apply the (possibly segmented, possibly 16-bit) palette frame by frame, scaled to 8 bits.
+
+    16-bit entries are scaled by 255 / 65535, except palettes whose entries all have a zero low byte
+    (8-bit values stored as ``v << 8``), which are shifted so that 0xFF00 stays 255.
+    """
     from pydicom.pixels.processing import apply_color_lut
 
-    try:
-        rgb = apply_color_lut(raw, ds)
-    except (ValueError, KeyError, IndexError, AttributeError) as e:
-        raise DecodeError(f"cannot apply the PALETTE COLOR lookup tables: {' '.join(str(e).split())}") from e
-    if rgb.dtype == np.uint8:
-        return np.ascontiguousarray(rgb)
-    if rgb.dtype != np.uint16:
-        raise UnsupportedInputError(f"PALETTE COLOR lookup table entries of dtype {rgb.dtype} are not supported")
-    if not np.any(rgb & 0x00FF):
-        # 8-bit palettes stored as 16-bit entries with the value in the high byte (v << 8).
-        return (rgb >> 8).astype(np.uint8)
-    scaled = (rgb.astype(np.uint32) * 255 + 32767) // 65535
-    return scaled.astype(np.uint8)
+    def lookup(values: np.ndarray) -> np.ndarray:
+        try:
+            result: np.ndarray = apply_color_lut(values, ds)
+        except (ValueError, KeyError, IndexError, AttributeError) as e:
+            raise DecodeError(f"cannot apply the PALETTE COLOR lookup tables: {' '.join(str(e).split())}") from e
+        return result
+
+    every_index = np.arange(np.iinfo(raw.dtype).min, np.iinfo(raw.dtype).max + 1).astype(raw.dtype)
+    table = lookup(every_index)
+    if table.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedInputError(f"PALETTE COLOR lookup table entries of dtype {table.dtype} are not supported")
+    high_byte_only = table.dtype == np.uint16 and not np.any(table & 0x00FF)
+    out = np.empty((*raw.shape, 3), dtype=np.uint8)
+    for index, frame in enumerate(raw):
+        rgb = lookup(frame)
+        if rgb.dtype == np.uint8:
+            out[index] = rgb
+        elif high_byte_only:
+            out[index] = rgb >> 8
+        else:
+            out[index] = (rgb.astype(np.uint32) * 255 + 32767) // 65535
+    return out
 
 
 def _rescale_to_uint8(ds: pydicom.Dataset, raw: np.ndarray) -> np.ndarray:

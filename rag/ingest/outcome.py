@@ -29,7 +29,7 @@ class ItemOutcome:
 class IngestReport:
     """Outcomes of one ingestion run."""
 
-    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))
     finished_at: str | None = None
     interrupted: bool = False
     items: list[ItemOutcome] = field(default_factory=list)
@@ -66,12 +66,8 @@ class IngestReport:
         )
 
     def write(self, folder: Path) -> Path:
-        """Write the report as ``<folder>/ingest-<timestamp>.json`` and return its path."""
-        stamp = (self.finished_at or self.started_at).replace(":", "").replace("+0000", "Z")
+        """Write the report as ``<folder>/ingest-<start time, UTC, microseconds>.json``; returns its path."""
+        stamp = dt.datetime.fromisoformat(self.started_at).strftime("%Y%m%dT%H%M%S.%fZ")
         path = folder / f"ingest-{stamp}.json"
-        n = 1
-        while path.exists():
-            n += 1
-            path = folder / f"ingest-{stamp}-{n}.json"
         write_atomic(path, self.to_json().encode())
         return path

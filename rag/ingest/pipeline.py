@@ -127,22 +127,12 @@ def _plan_dicom(ctx: _Context, src: SourceFile) -> _DicomPlan | None:
         header=header_to_json(deid.dataset),
     )
     with ctx.store.session() as s:
-        stored_sha = existing_content(s, deid.sop_uid_hash)
-    if stored_sha is None:
-        return _DicomPlan(src, target)
-    full = read_dicom(src.path)
-    if pixel_data_sha256(full) == stored_sha:
+        stored = existing_content(s, deid.sop_uid_hash)
+    if stored is not None and pixel_data_sha256(read_dicom(src.path)) == stored.source_sha256:
         ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels"))
-    else:
-        ctx.report.add(
-            _outcome(
-                src,
-                "skipped",
-                "SOP Instance UID already stored with different pixel data; kept the stored one "
-                "(check the source for a re-used UID)",
-            )
-        )
-    return None
+        return None
+    # New, or the same UID with other encoded bytes: decode, then compare decoded pixels when storing.
+    return _DicomPlan(src, target)
 
 
 def _plan_other(ctx: _Context, src: SourceFile) -> MediaTarget | None:
@@ -150,8 +140,8 @@ def _plan_other(ctx: _Context, src: SourceFile) -> MediaTarget | None:
     sha = sha256_file(src.path)
     instance = ctx.pz.uid(f"sha256:{sha}")
     with ctx.store.session() as s:
-        stored_sha = existing_content(s, instance)
-    if stored_sha is not None:
+        stored = existing_content(s, instance)
+    if stored is not None:
         ctx.report.add(_outcome(src, "duplicate", "file already stored (same content)"))
         return None
     study = ctx.linker.study_for_folder(src.path.parent, ctx.pz)
@@ -180,7 +170,8 @@ def _run_jobs(
         for src, target in jobs:
             try:
                 yield src, target, _PREPARERS[src.kind](src.path, ingest_cfg)
-            except (IngestError, MemoryError) as e:
+            except Exception as e:  # one bad item must not end the batch; its error type is reported
+                log.debug("item failed", exc_info=True)
                 yield src, target, e
             progress()
         return
@@ -230,7 +221,8 @@ def ingest(
     own_store = store is None
     st = store or open_store(cfg.db_url)
     report = IngestReport()
-    ctx = _Context(cfg=cfg, store=st, pz=Pseudonymizer(resolve_key(cfg)), report=report)
+    shift = (-cfg.deid.date_shift_max_days, -cfg.deid.date_shift_min_days)
+    ctx = _Context(cfg=cfg, store=st, pz=Pseudonymizer(resolve_key(cfg), offset_range=shift), report=report)
     media_dir = cfg.media_dir
     try:
         report.swept_orphans = len(sweep_orphans(media_dir, referenced_paths(st)))
@@ -247,7 +239,7 @@ def ingest(
             elif src.kind is SourceKind.DICOM:
                 try:
                     plan = _plan_dicom(ctx, src)
-                except (IngestError, SQLAlchemyError) as e:
+                except Exception as e:  # reported per item; the batch goes on
                     report.add(_outcome(src, "skipped", _reason(e)))
                     continue
                 if plan is not None:
@@ -257,7 +249,7 @@ def ingest(
         for src in others:
             try:
                 target = _plan_other(ctx, src)
-            except (IngestError, OSError) as e:
+            except Exception as e:  # reported per item; the batch goes on
                 report.add(_outcome(src, "skipped", _reason(e)))
                 continue
             if target is not None:
@@ -275,7 +267,7 @@ def ingest(
         report.interrupted = True
         raise
     finally:
-        report.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        report.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         try:
             written = report.write(cfg.reports_dir)
             log.info("ingestion report written: %s (%s)", written.name, report.summary())
@@ -288,12 +280,19 @@ def ingest(
 def _store_one(ctx: _Context, src: SourceFile, target: MediaTarget, item: PreparedMedia) -> None:
     """Write one item; a duplicate inside the same batch is settled against what is now stored."""
     with ctx.store.session() as s:
-        stored_sha = existing_content(s, target.instance_uid_hash)
-    if stored_sha is not None:
-        if stored_sha == item.content_sha256:
+        stored = existing_content(s, target.instance_uid_hash)
+    if stored is not None:
+        if stored.content_sha256 == item.content_sha256:
             ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels"))
         else:
-            ctx.report.add(_outcome(src, "skipped", "SOP Instance UID already stored with different pixel data"))
+            ctx.report.add(
+                _outcome(
+                    src,
+                    "skipped",
+                    "SOP Instance UID already stored with different pixel data; kept the stored one "
+                    "(check the source for a re-used UID)",
+                )
+            )
         return
     try:
         record = store_media(ctx.store, ctx.cfg.media_dir, target, item)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from rag.config import IngestConfig
 from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.clipfile import encode_clip
@@ -27,7 +29,8 @@ class PreparedMedia:
 
     stored_kind: StoredKind
     source_format: Literal["dicom", "video", "image"]
-    content_sha256: str  # of the source pixel data (DICOM) or of the file bytes (video, image)
+    source_sha256: str  # of the encoded pixel data (DICOM) or of the file bytes (video, image)
+    content_sha256: str  # of the decoded source frames: equal pixels in any encoding give one hash
     data: bytes  # the encoded clip file (see rag.ingest.clipfile)
     view: ViewLabel | None
     source_frames: int
@@ -52,10 +55,23 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def frames_sha256(frames: np.ndarray) -> str:
+    """The sha256 of decoded frames, shape included.
+
+    Args:
+        frames: (T, H, W, C) uint8.
+    """
+    h = hashlib.sha256(str(frames.shape).encode())
+    h.update(np.ascontiguousarray(frames).tobytes())
+    return h.hexdigest()
+
+
 def pixel_data_sha256(ds: Any) -> str:
     """The sha256 of a dataset's encoded Pixel Data (the same pixels give the same hash)."""
     if "PixelData" not in ds:
-        raise InvalidMediaError("the DICOM file has no Pixel Data (7FE0,0010); it is not an image")
+        raise InvalidMediaError(
+            "the DICOM file has no Pixel Data (7FE0,0010): the file is truncated or holds no image"
+        )
     return hashlib.sha256(bytes(ds.PixelData)).hexdigest()
 
 
@@ -99,7 +115,7 @@ def _finish(
     cfg: IngestConfig,
     *,
     source_format: Literal["dicom", "video", "image"],
-    content_sha256: str,
+    source_sha256: str,
     view: ViewLabel | None,
 ) -> PreparedMedia:
     prepared, mask_source = _masked_and_sampled(media, cfg)
@@ -119,7 +135,8 @@ def _finish(
     return PreparedMedia(
         stored_kind=stored_kind,
         source_format=source_format,
-        content_sha256=content_sha256,
+        source_sha256=source_sha256,
+        content_sha256=frames_sha256(media.frames),
         data=data,
         view=view,
         source_frames=int(media.source_frames),
@@ -143,7 +160,7 @@ def prepare_dicom(path: Path, cfg: IngestConfig) -> PreparedMedia:
     ds = read_dicom(path)
     sha = pixel_data_sha256(ds)
     media = decode_dicom(ds, max_frames=cfg.max_frames, max_pixels_per_frame=cfg.max_pixels_per_frame)
-    return _finish(media, cfg, source_format="dicom", content_sha256=sha, view=view_from_dicom(ds))
+    return _finish(media, cfg, source_format="dicom", source_sha256=sha, view=view_from_dicom(ds))
 
 
 def prepare_video(path: Path, cfg: IngestConfig) -> PreparedMedia:
@@ -151,7 +168,7 @@ def prepare_video(path: Path, cfg: IngestConfig) -> PreparedMedia:
     from rag.ingest.video_decode import decode_video
 
     media = decode_video(path, max_frames=cfg.max_frames, max_pixels_per_frame=cfg.max_pixels_per_frame)
-    return _finish(media, cfg, source_format="video", content_sha256=sha256_file(path), view=None)
+    return _finish(media, cfg, source_format="video", source_sha256=sha256_file(path), view=None)
 
 
 def prepare_image(path: Path, cfg: IngestConfig) -> PreparedMedia:
@@ -159,4 +176,4 @@ def prepare_image(path: Path, cfg: IngestConfig) -> PreparedMedia:
     from rag.ingest.video_decode import decode_image
 
     media = decode_image(path, max_pixels_per_frame=cfg.max_pixels_per_frame)
-    return _finish(media, cfg, source_format="image", content_sha256=sha256_file(path), view=None)
+    return _finish(media, cfg, source_format="image", source_sha256=sha256_file(path), view=None)

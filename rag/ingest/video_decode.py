@@ -57,18 +57,18 @@ def decode_video(path: Path, *, max_frames: int, max_pixels_per_frame: int) -> D
         container = av.open(str(path), mode="r")
     except FileNotFoundError:
         raise
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise DecodeError(f"cannot open {path.name} as a video: {' '.join(str(e).split())}") from e
+    except av.error.FFmpegError as e:
+        raise DecodeError(f"cannot open the file as a video: {_reason(e, path)}") from e
     with container:
         if not container.streams.video:
-            raise InvalidMediaError(f"{path.name} has no video stream (streams: {len(container.streams)})")
+            raise InvalidMediaError(f"the file has no video stream ({len(container.streams)} other stream(s))")
         stream = container.streams.video[0]
         width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
-        _check_frame_size(width, height, max_pixels_per_frame, path.name)
+        _check_frame_size(width, height, max_pixels_per_frame)
         declared = int(stream.frames or 0)
         if declared > max_frames:
             raise InvalidMediaError(
-                f"{path.name} declares {declared} frames, more than max_frames = {max_frames}; "
+                f"the video declares {declared} frames, more than max_frames = {max_frames}; "
                 "raise the limit if the file is genuine"
             )
         pixel_format = str(stream.codec_context.pix_fmt or "unknown")
@@ -78,21 +78,19 @@ def decode_video(path: Path, *, max_frames: int, max_pixels_per_frame: int) -> D
             for frame in container.decode(stream):
                 if len(frames) >= max_frames:
                     raise InvalidMediaError(
-                        f"{path.name} holds more than max_frames = {max_frames} frames; "
+                        f"the video holds more than max_frames = {max_frames} frames; "
                         "raise the limit if the file is genuine"
                     )
-                _check_frame_size(int(frame.width), int(frame.height), max_pixels_per_frame, path.name)
+                _check_frame_size(int(frame.width), int(frame.height), max_pixels_per_frame)
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if frame.pts is not None:
                     pts.append(int(frame.pts))
         except av.error.FFmpegError as e:
-            raise DecodeError(
-                f"cannot decode {path.name} after {len(frames)} frame(s): {' '.join(str(e).split())}"
-            ) from e
+            raise DecodeError(f"cannot decode the video after {len(frames)} frame(s): {_reason(e, path)}") from e
         if not frames:
-            raise InvalidMediaError(f"{path.name} has a video stream but no decodable frame")
+            raise InvalidMediaError("the video stream holds no decodable frame")
         if len({f.shape for f in frames}) != 1:
-            raise InvalidMediaError(f"{path.name} changes frame size mid-stream: {sorted({f.shape for f in frames})}")
+            raise InvalidMediaError(f"the video changes frame size mid-stream: {sorted({f.shape for f in frames})}")
         frame_time_ms = _container_frame_time_ms(stream.average_rate, stream.time_base, pts)
     clip = to_grayscale_if_gray(np.stack(frames))
     logger.debug(
@@ -138,21 +136,20 @@ def decode_image(path: Path, *, max_pixels_per_frame: int) -> DecodedMedia:
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
-        raise DecodeError(f"cannot open {path.name} as an image: {' '.join(str(e).split())}") from e
+        raise DecodeError(f"cannot open the file as an image: {_reason(e, path)}") from e
     with image:
         width, height = image.size
-        _check_frame_size(width, height, max_pixels_per_frame, path.name)
+        _check_frame_size(width, height, max_pixels_per_frame)
         n_frames = int(getattr(image, "n_frames", 1))
         if n_frames > 1:
             raise UnsupportedInputError(
-                f"{path.name} is an animated image with {n_frames} frames; convert it to a video (MP4) "
-                "to ingest it as a cine"
+                f"animated images are not read ({n_frames} frames); convert it to a video (MP4) to ingest it as a cine"
             )
         mode = str(image.mode)
         try:
             pixels = _image_pixels(image, mode)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise DecodeError(f"cannot decode the pixels of {path.name}: {' '.join(str(e).split())}") from e
+            raise DecodeError(f"cannot decode the image pixels: {_reason(e, path)}") from e
     frames = pixels[np.newaxis]
     if frames.shape[-1] == 3:
         frames = to_grayscale_if_gray(frames)
@@ -182,21 +179,34 @@ def to_grayscale_if_gray(frames: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected (T, H, W, 3) frames, got shape {frames.shape}")
     coloured = 0
     for frame in frames:
-        spread = frame.max(axis=-1).astype(np.int16) - frame.min(axis=-1)
+        high = np.maximum(np.maximum(frame[..., 0], frame[..., 1]), frame[..., 2])
+        low = np.minimum(np.minimum(frame[..., 0], frame[..., 1]), frame[..., 2])
+        spread = high.astype(np.int16) - low
         coloured += int(np.count_nonzero(spread > GRAY_SPREAD_TOLERANCE))
     if coloured > GRAY_COLOUR_FRACTION * frames[..., 0].size:
         return frames
-    total = frames.astype(np.uint16).sum(axis=-1, keepdims=True)
-    gray: np.ndarray = ((total + 1) // 3).astype(np.uint8)
+    gray = np.empty((*frames.shape[:3], 1), dtype=np.uint8)
+    for index, frame in enumerate(frames):
+        total = frame.astype(np.uint16).sum(axis=-1)
+        gray[index, ..., 0] = (total + 1) // 3
     return gray
 
 
-def _check_frame_size(width: int, height: int, max_pixels_per_frame: int, name: str) -> None:
+def _reason(error: Exception, path: Path) -> str:
+    """One line describing ``error`` without the file path (file names may identify a patient)."""
+    text = str(getattr(error, "strerror", None) or error)
+    for name in (getattr(error, "filename", None), str(path), path.name):
+        if name:
+            text = text.replace(str(name), "<file>")
+    return f"{type(error).__name__}: {' '.join(text.split())}"
+
+
+def _check_frame_size(width: int, height: int, max_pixels_per_frame: int) -> None:
     if width <= 0 or height <= 0:
-        raise InvalidMediaError(f"{name} has frames of {width} x {height} pixels: both must be at least 1")
+        raise InvalidMediaError(f"frames of {width} x {height} pixels: both must be at least 1")
     if width * height > max_pixels_per_frame:
         raise InvalidMediaError(
-            f"{name} has frames of {width} x {height} = {width * height} pixels, more than "
+            f"frames of {width} x {height} = {width * height} pixels exceed "
             f"max_pixels_per_frame = {max_pixels_per_frame}; raise the limit if the file is genuine"
         )
 

@@ -47,12 +47,20 @@ class MediaTarget:
     header: dict[str, Any] | None = None
 
 
-def existing_content(session: Session, instance_uid_hash: str) -> str | None:
-    """The content hash stored for an instance (clip or still), or ``None`` when it is new."""
+@dataclass(frozen=True)
+class StoredHashes:
+    source_sha256: str
+    content_sha256: str
+
+
+def existing_content(session: Session, instance_uid_hash: str) -> StoredHashes | None:
+    """The hashes stored for an instance (clip or still), or ``None`` when it is new."""
     for model in (Clip, StillImage):
-        found = session.scalar(select(model.content_sha256).where(model.instance_uid_hash == instance_uid_hash))
+        found = session.execute(
+            select(model.source_sha256, model.content_sha256).where(model.instance_uid_hash == instance_uid_hash)
+        ).first()
         if found is not None:
-            return found
+            return StoredHashes(found[0], found[1])
     return None
 
 
@@ -99,6 +107,7 @@ def store_media(store: Store, media_dir: Path, target: MediaTarget, item: Prepar
                     series=series,
                     instance_uid_hash=target.instance_uid_hash,
                     content_sha256=item.content_sha256,
+                    source_sha256=item.source_sha256,
                     source_format=item.source_format,
                     view_label=item.view.view if item.view else None,
                     view_source=item.view.source if item.view else None,
@@ -121,6 +130,7 @@ def store_media(store: Store, media_dir: Path, target: MediaTarget, item: Prepar
                     series=series,
                     instance_uid_hash=target.instance_uid_hash,
                     content_sha256=item.content_sha256,
+                    source_sha256=item.source_sha256,
                     source_format=item.source_format,
                     source_height=item.source_height,
                     source_width=item.source_width,

@@ -52,9 +52,7 @@ class Study(Base):
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study", cascade="all, delete-orphan")
     reports: Mapped[list[Report]] = relationship(back_populates="study", cascade="all, delete-orphan")
-    measurements: Mapped[list[Measurement]] = relationship(
-        back_populates="study", cascade="all, delete-orphan"
-    )
+    measurements: Mapped[list[Measurement]] = relationship(back_populates="study", cascade="all, delete-orphan")
 
 
 class Series(Base):
@@ -79,7 +77,8 @@ class Clip(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
     instance_uid_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the decoded source frames
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the encoded pixel data / file
     source_format: Mapped[str] = mapped_column(String(16))  # dicom | video
     view_label: Mapped[str | None] = mapped_column(String(64))
     view_source: Mapped[str | None] = mapped_column(String(32))
@@ -110,6 +109,7 @@ class StillImage(Base):
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
     instance_uid_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True)
     source_format: Mapped[str] = mapped_column(String(16))  # dicom | image
     source_height: Mapped[int] = mapped_column(Integer)
     source_width: Mapped[int] = mapped_column(Integer)

@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("series_id", sa.Integer(), nullable=False),
         sa.Column("instance_uid_hash", sa.String(length=64), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("source_sha256", sa.String(length=64), nullable=False),
         sa.Column("source_format", sa.String(length=16), nullable=False),
         sa.Column("view_label", sa.String(length=64), nullable=True),
         sa.Column("view_source", sa.String(length=32), nullable=True),
@@ -102,6 +103,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_clips_content_sha256"), ["content_sha256"], unique=False)
         batch_op.create_index(batch_op.f("ix_clips_instance_uid_hash"), ["instance_uid_hash"], unique=True)
         batch_op.create_index(batch_op.f("ix_clips_series_id"), ["series_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_clips_source_sha256"), ["source_sha256"], unique=False)
 
     op.create_table(
         "images",
@@ -109,6 +111,7 @@ def upgrade() -> None:
         sa.Column("series_id", sa.Integer(), nullable=False),
         sa.Column("instance_uid_hash", sa.String(length=64), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("source_sha256", sa.String(length=64), nullable=False),
         sa.Column("source_format", sa.String(length=16), nullable=False),
         sa.Column("source_height", sa.Integer(), nullable=False),
         sa.Column("source_width", sa.Integer(), nullable=False),
@@ -126,6 +129,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_images_content_sha256"), ["content_sha256"], unique=False)
         batch_op.create_index(batch_op.f("ix_images_instance_uid_hash"), ["instance_uid_hash"], unique=True)
         batch_op.create_index(batch_op.f("ix_images_series_id"), ["series_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_images_source_sha256"), ["source_sha256"], unique=False)
 
     op.create_table(
         "measurements",
@@ -172,12 +176,14 @@ def downgrade() -> None:
 
     op.drop_table("measurements")
     with op.batch_alter_table("images", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_images_source_sha256"))
         batch_op.drop_index(batch_op.f("ix_images_series_id"))
         batch_op.drop_index(batch_op.f("ix_images_instance_uid_hash"))
         batch_op.drop_index(batch_op.f("ix_images_content_sha256"))
 
     op.drop_table("images")
     with op.batch_alter_table("clips", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_clips_source_sha256"))
         batch_op.drop_index(batch_op.f("ix_clips_series_id"))
         batch_op.drop_index(batch_op.f("ix_clips_instance_uid_hash"))
         batch_op.drop_index(batch_op.f("ix_clips_content_sha256"))
