@@ -54,9 +54,7 @@ class IngestConfig(_Strict):
 class DeidConfig(_Strict):
     """De-identification on ingest."""
 
-    key_env: str = Field(
-        "RAG_PSEUDONYM_KEY", description="Environment variable holding the pseudonymisation key."
-    )
+    key_env: str = Field("RAG_PSEUDONYM_KEY", description="Environment variable holding the pseudonymisation key.")
     allow_generated_key: bool = Field(
         True,
         description="When the key variable is unset, create a random key in the workspace "

@@ -69,9 +69,7 @@ def frames_sha256(frames: np.ndarray) -> str:
 def pixel_data_sha256(ds: Any) -> str:
     """The sha256 of a dataset's encoded Pixel Data (the same pixels give the same hash)."""
     if "PixelData" not in ds:
-        raise InvalidMediaError(
-            "the DICOM file has no Pixel Data (7FE0,0010): the file is truncated or holds no image"
-        )
+        raise InvalidMediaError("the DICOM file has no Pixel Data (7FE0,0010): the file is truncated or holds no image")
     return hashlib.sha256(bytes(ds.PixelData)).hexdigest()
 
 

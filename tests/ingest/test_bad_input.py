@@ -97,9 +97,16 @@ def _variants(dicom_dir: Path, out: Path, n: int, seed: int = 7) -> list[Path]:
     sources = sorted(dicom_dir.glob("*.dcm"))
     made: list[Path] = []
     header_edits = [
-        ("Rows", 0), ("Columns", 65535), ("BitsAllocated", 7), ("SamplesPerPixel", 4),
-        ("PhotometricInterpretation", "BOGUS"), ("NumberOfFrames", 10**7), ("FrameTime", "-5"),
-        ("PlanarConfiguration", 3), ("BitsStored", 40), ("HighBit", 99),
+        ("Rows", 0),
+        ("Columns", 65535),
+        ("BitsAllocated", 7),
+        ("SamplesPerPixel", 4),
+        ("PhotometricInterpretation", "BOGUS"),
+        ("NumberOfFrames", 10**7),
+        ("FrameTime", "-5"),
+        ("PlanarConfiguration", 3),
+        ("BitsStored", 40),
+        ("HighBit", 99),
     ]
     for i in range(n):
         src = sources[i % len(sources)]

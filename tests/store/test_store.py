@@ -25,10 +25,26 @@ def test_round_trip_and_cascade(db_url: str) -> None:
         st = Study(patient=p, uid_hash="2.25.1", study_date=dt.date(2020, 1, 2), modality="US")
         se = Series(study=st, uid_hash="2.25.2", modality="US")
         s.add(
-            Clip(series=se, instance_uid_hash="2.25.3", content_sha256="0" * 64, source_sha256="2" * 64, source_format="dicom",
-                 source_frames=10, source_height=430, source_width=600, fps=13.2, timing_source="FrameTime",
-                 photometric="PALETTE COLOR", is_grayscale=False, mask_source="pixels", frames=16,
-                 looped_frames=6, size=224, path="clips/2./x.npz", header={"00100010": {"vr": "PN"}})
+            Clip(
+                series=se,
+                instance_uid_hash="2.25.3",
+                content_sha256="0" * 64,
+                source_sha256="2" * 64,
+                source_format="dicom",
+                source_frames=10,
+                source_height=430,
+                source_width=600,
+                fps=13.2,
+                timing_source="FrameTime",
+                photometric="PALETTE COLOR",
+                is_grayscale=False,
+                mask_source="pixels",
+                frames=16,
+                looped_frames=6,
+                size=224,
+                path="clips/2./x.npz",
+                header={"00100010": {"vr": "PN"}},
+            )
         )
         r = Report(study=st, kind="echo", content_sha256="1" * 64, text="LV normal.")
         r.sections = [ReportSection(name="Left Ventricle", text="LV normal.", position=0)]
