@@ -34,13 +34,17 @@ _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT")
 _PALETTE = "PALETTE COLOR"
 
 
-def decode_dicom(ds: pydicom.Dataset, *, max_frames: int, max_pixels_per_frame: int) -> DecodedMedia:
-    """Decode all frames of ``ds`` to 8-bit RGB or 8-bit grayscale.
+def decode_dicom(
+    ds: pydicom.Dataset, *, max_frames: int, max_pixels_per_frame: int, frame_limit: int | None = None
+) -> DecodedMedia:
+    """Decode the frames of ``ds`` to 8-bit RGB or 8-bit grayscale.
 
     Args:
         ds: a dataset read with pixel data (``pydicom.dcmread(path)``).
         max_frames: largest ``NumberOfFrames`` accepted.
         max_pixels_per_frame: largest ``Rows * Columns`` accepted.
+        frame_limit: decode only the first ``frame_limit`` frames (the ones time-based sampling will
+            use); ``source_frames`` still reports the full count. ``None`` decodes every frame.
 
     Returns:
         :class:`DecodedMedia` whose ``frames`` are ``(T, H, W, 3)`` uint8 RGB for RGB, YBR_* and
@@ -59,7 +63,8 @@ def decode_dicom(ds: pydicom.Dataset, *, max_frames: int, max_pixels_per_frame: 
     tsyntax = _transfer_syntax(ds)
     if not tsyntax.is_compressed:
         _check_native_length(ds, header)
-    raw, photometric_out = _decode_pixels(ds, tsyntax, header)
+    n_decode = header.n_frames if frame_limit is None else max(1, min(frame_limit, header.n_frames))
+    raw, photometric_out = _decode_pixels(ds, tsyntax, header, n_decode)
     frames = _to_uint8_frames(ds, raw, header, photometric_out)
     frame_time_ms, timing_source = frame_timing(ds) if header.n_frames > 1 else (None, "none")
     kind = dicom_kind(ds)
@@ -268,8 +273,8 @@ def _check_native_length(ds: pydicom.Dataset, header: _Header) -> None:
         )
 
 
-def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, header: _Header) -> tuple[np.ndarray, str]:
-    """Decode every frame; returns ``(T, H, W)`` or ``(T, H, W, 3)`` and the output photometric."""
+def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, header: _Header, n_decode: int) -> tuple[np.ndarray, str]:
+    """Decode the first ``n_decode`` frames; returns ``(T, H, W)`` or ``(T, H, W, 3)`` and the photometric."""
     from pydicom.pixels.decoders.base import get_decoder
 
     name = f"{tsyntax.name} ({tsyntax})" if tsyntax.is_transfer_syntax else str(tsyntax)
@@ -287,10 +292,17 @@ def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, header: _Header) -> tuple[
             f"Install one of: {missing} (pylibjpeg-libjpeg, pylibjpeg-openjpeg or pylibjpeg-rle for "
             "the pylibjpeg route)"
         )
+    fast = _decode_jpeg_baseline(ds, tsyntax, header, n_decode)
+    if fast is not None:
+        return fast
     try:
         # YBR samples are converted to RGB once, in _to_uint8_frames (OpenCV: ~50x faster than numpy).
         options: dict[str, Any] = {"as_rgb": False}
-        array, meta = decoder.as_array(ds, **options)
+        if n_decode < header.n_frames:
+            decoded = list(decoder.iter_array(ds, indices=range(n_decode), **options))
+            array, meta = np.stack([a for a, _ in decoded]), decoded[0][1]
+        else:
+            array, meta = decoder.as_array(ds, **options)
     except NotImplementedError as e:
         raise UnsupportedInputError(f"transfer syntax {name}: {e}") from e
     except (ValueError, RuntimeError, IndexError, EOFError, OSError) as e:
@@ -298,10 +310,43 @@ def _decode_pixels(ds: pydicom.Dataset, tsyntax: UID, header: _Header) -> tuple[
         raise DecodeError(f"cannot decode the pixel data ({name}): {reason}") from e
     if array.ndim == (2 if header.samples == 1 else 3):
         array = array[np.newaxis]
-    expected = (header.n_frames, header.rows, header.columns)
+    expected = (n_decode, header.rows, header.columns)
     if array.shape[:3] != expected:
         raise DecodeError(f"decoded an array of shape {array.shape}, expected {expected} from the header ({name})")
     return array, str(meta.get("photometric_interpretation", "")).strip().upper()
+
+
+_JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+def _decode_jpeg_baseline(
+    ds: pydicom.Dataset, tsyntax: UID, header: _Header, n_decode: int
+) -> tuple[np.ndarray, str] | None:
+    """Decode 8-bit JPEG baseline frames with OpenCV (libjpeg-turbo, ~4x faster than the plugin).
+
+    Only for the layouts whose colour handling is unambiguous: YBR_FULL(_422) colour (JFIF Y'CbCr,
+    converted to RGB by the decoder) and MONOCHROME1/2. Returns ``None`` to fall back to pydicom's
+    decoders for anything else, including a frame OpenCV cannot read.
+    """
+    import cv2
+    from pydicom.encaps import generate_frames
+
+    colour = header.photometric in ("YBR_FULL_422", "YBR_FULL") and header.samples == 3
+    gray = header.photometric in _GRAY and header.samples == 1
+    if str(tsyntax) != _JPEG_BASELINE or header.bits_allocated != 8 or not (colour or gray):
+        return None
+    flags = (cv2.IMREAD_COLOR_RGB if colour else cv2.IMREAD_GRAYSCALE) | cv2.IMREAD_IGNORE_ORIENTATION
+    out = np.empty((n_decode, header.rows, header.columns, *((3,) if colour else ())), np.uint8)
+    try:
+        frames = generate_frames(ds.PixelData, number_of_frames=header.n_frames)
+        for i in range(n_decode):
+            img = cv2.imdecode(np.frombuffer(next(frames), np.uint8), flags)
+            if img is None or img.shape != out.shape[1:]:
+                return None
+            out[i] = img
+    except (ValueError, StopIteration, cv2.error):
+        return None
+    return out, "RGB" if colour else header.photometric
 
 
 def _to_uint8_frames(ds: pydicom.Dataset, raw: np.ndarray, header: _Header, photometric_out: str) -> np.ndarray:

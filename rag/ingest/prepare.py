@@ -151,13 +151,44 @@ def _finish(
     )
 
 
+def frames_needed(ds: Any, cfg: IngestConfig) -> int | None:
+    """How many leading frames time-based sampling reads, or ``None`` when it needs them all.
+
+    Sampling takes the frames nearest to ``k * stride / target_fps`` seconds; frames after the last of
+    those are never used, so they are not decoded (a 64-frame cine at 30 fps needs its first 31).
+    A clip too short for the window loops, and then needs every frame.
+    """
+    from rag.ingest.dicom_decode import frame_timing
+    from rag.ingest.sampling import sample_indices
+
+    try:
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return None
+    if n_frames <= 1:
+        return None
+    frame_time_ms, _ = frame_timing(ds)
+    try:
+        sampling = sample_indices(
+            n_frames, frame_time_ms, frames=cfg.frames, stride=cfg.stride, target_fps=cfg.target_fps
+        )
+    except ValueError:
+        return None
+    return None if sampling.looped else int(sampling.indices.max()) + 1
+
+
 def prepare_dicom(path: Path, cfg: IngestConfig) -> PreparedMedia:
     """Decode, mask, sample and encode one DICOM file."""
     from rag.ingest.dicom_decode import decode_dicom
 
     ds = read_dicom(path)
     sha = pixel_data_sha256(ds)
-    media = decode_dicom(ds, max_frames=cfg.max_frames, max_pixels_per_frame=cfg.max_pixels_per_frame)
+    media = decode_dicom(
+        ds,
+        max_frames=cfg.max_frames,
+        max_pixels_per_frame=cfg.max_pixels_per_frame,
+        frame_limit=frames_needed(ds, cfg),
+    )
     return _finish(media, cfg, source_format="dicom", source_sha256=sha, view=view_from_dicom(ds))
 
 

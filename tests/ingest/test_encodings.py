@@ -77,3 +77,16 @@ def test_monochrome1_is_inverted(tmp_path: Path) -> None:
     ds.save_as(path)
     frames = _decode(path)
     assert np.array_equal(frames[..., 0], 255 - ramp)
+
+
+def test_fast_jpeg_path_agrees_with_the_reference_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.ingest import dicom_decode
+
+    rng = np.random.default_rng(3)
+    frames = np.clip(_colour_frames(4).astype(int) + rng.integers(-20, 20, (4, 64, 96, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / "j.dcm"
+    write_us_dicom(path, frames, study=STUDY, series_uid="1.2.3.4", sop_uid="1.2.3.4.1", frame_time_ms=40.0)
+    fast = _decode(path).astype(int)
+    monkeypatch.setattr(dicom_decode, "_decode_jpeg_baseline", lambda *a: None)
+    reference = _decode(path).astype(int)
+    assert np.abs(fast - reference).mean() < 1.0 and np.abs(fast - reference).max() <= 24

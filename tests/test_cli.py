@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rag.cli import app
+from tests.ingest.test_pipeline import make_sample
+
+runner = CliRunner()
+
+
+def test_help_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); from rag.cli import app; "
+        "heavy = [m for m in ('numpy', 'pydicom', 'sqlalchemy', 'cv2', 'av', 'torch') if m in sys.modules]; "
+        "print(heavy, time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("[]"), out
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rag", "--help"], capture_output=True, check=True)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_ingest_command_prints_counts_and_reasons(dicom_dir: Path, tmp_path: Path, workspace: Path) -> None:
+    sample = make_sample(tmp_path, dicom_dir)
+    (sample / "junk.dcm").write_bytes(b"not dicom at all")
+    result = runner.invoke(app, ["ingest", str(sample), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "ingested=5 skipped=1 duplicate=0" in result.output
+    assert "junk.dcm: not a DICOM file" in result.output
+    assert list((workspace / "ingest-reports").glob("ingest-*.json"))
+    strict = runner.invoke(app, ["ingest", str(sample), "--no-progress", "--strict"])
+    assert strict.exit_code == 1 and "ingested=0 skipped=1 duplicate=5" in strict.output
+    info = runner.invoke(app, ["store", "info"])
+    assert info.exit_code == 0 and "clips            1" in info.output
+
+
+def test_config_error_is_one_clear_message(workspace: Path) -> None:
+    (workspace / "rag.yaml").write_text("ingest:\n  size: -3\n")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2
+    assert "ingest.size" in result.output and "greater than or equal to 16" in result.output
