@@ -235,7 +235,9 @@ def simulate_patients(n: int, seed: int = 0, *, start: dt.date = dt.date(2019, 1
             date = date + dt.timedelta(days=int(rng.integers(60, 270)))
             studies.append(_next(studies[-1], course, k, n_studies, rng, date))
         sex = "F" if rng.random() < 0.5 else "M"
-        name = f"{LAST_NAMES[int(rng.integers(len(LAST_NAMES)))].upper()}^{FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))].upper()}"
+        last = LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]
+        first = FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))]
+        name = f"{last.upper()}^{first.upper()}"
         birth = dt.date(int(rng.integers(1935, 2000)), int(rng.integers(1, 13)), int(rng.integers(1, 29)))
         patients.append(
             PatientTruth(
