@@ -76,6 +76,34 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+@_friendly
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the archive to.")] = Path("sim-archive"),
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients (1-4 studies each).")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes identical files.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes writing studies in parallel.")] = 1,
+    preview: Annotated[bool, typer.Option(help="Also write preview.png: one frame per view, LV area plot.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Write a simulated echo archive (real DICOM, MP4, reports) with its ground truth."""
+    from tqdm import tqdm
+
+    from rag.simulate.archive import simulate_archive
+
+    with tqdm(desc="simulate", unit="study", disable=not (progress and sys.stderr.isatty())) as bar:
+        summary = simulate_archive(out, patients=patients, seed=seed, workers=workers, progress=bar.update)
+    typer.echo(
+        f"patients={summary.patients} studies={summary.studies} clips={summary.clips} stills={summary.stills} "
+        f"videos={summary.videos} reports={summary.reports} seconds={summary.seconds:.1f}"
+    )
+    typer.echo(f"truth: {out / 'truth'}")
+    if preview:
+        from rag.simulate.archive import write_preview
+
+        typer.echo(f"preview: {write_preview(out / 'preview.png', seed=seed)}")
+
+
 @app.command("config")
 @_friendly
 def show_config(config: ConfigOpt = None) -> None:
