@@ -42,7 +42,8 @@ def main() -> None:
         elapsed, clips, studies, size = run(args.patients, w, args.seed)
         rates[w] = clips / elapsed
         print(
-            f"{w:>8} {elapsed:>8.1f} {studies:>8} {clips:>6} {clips / elapsed:>8.2f} {elapsed / clips:>7.2f} {size:>7.1f}"
+            f"{w:>8} {elapsed:>8.1f} {studies:>8} {clips:>6} {clips / elapsed:>8.2f} "
+            f"{elapsed / clips:>7.2f} {size:>7.1f}"
         )
     per_patient_mb = size / args.patients
     print(f"disk: {per_patient_mb:.1f} MB per patient -> about {per_patient_mb * 200 / 1000:.1f} GB for 200 patients")
