@@ -206,3 +206,17 @@ def test_same_key_gives_same_pseudonyms_and_dates_keep_intervals(dicom_dir: Path
     other = load_config(home=tmp_path / "other", pseudonym_key="another-key", ingest={"frames": 2, "size": 32})
     ingest([src], other)
     assert _rows(other)["patients"] != results[0]["patients"]
+
+
+def test_worker_processes_give_the_same_store_as_one_process(dicom_dir: Path, tmp_path: Path) -> None:
+    sample = make_sample(tmp_path, dicom_dir)
+    (sample / "bad.dcm").write_bytes(b"garbage")
+    results = []
+    for workers in (1, 2):
+        cfg = load_config(
+            home=tmp_path / f"w{workers}", pseudonym_key="k" * 12, ingest={"frames": 4, "size": 32, "workers": workers}
+        )
+        report = ingest([sample], cfg)
+        assert report.counts == {"ingested": 5, "skipped": 1, "duplicate": 0}
+        results.append((_rows(cfg), _media_files(cfg)))
+    assert results[0] == results[1]
