@@ -22,7 +22,14 @@ from rag.ingest.deid import Pseudonymizer, scrub_text
 from rag.ingest.discover import SourceFile
 from rag.ingest.measurements import extract_measurements
 from rag.ingest.outcome import ItemOutcome
-from rag.ingest.sections import detect_report_kind, parse_cxr_report, parse_echo_report, parse_iu_xray_xml
+from rag.ingest.sections import (
+    FREE_TEXT,
+    ParsedReport,
+    detect_report_kind,
+    parse_cxr_report,
+    parse_echo_report,
+    parse_iu_xray_xml,
+)
 from rag.ingest.writer import ParsedMeasurement, ParsedSection, StudyKey, report_exists, store_report
 from rag.store import Patient, Store, Study
 
@@ -90,6 +97,17 @@ def _find_study(text: str, src: SourceFile, store: Store, pz: Pseudonymizer, lin
     )
 
 
+def _measured_text(parsed: ParsedReport) -> str:
+    """The text measurements are read from: the anatomical sections of an echo report, not the free text.
+
+    Comparison, indication and history lines hold prior or referred values ("prior LVEF 61%"); reading
+    them first would take a stranger-in-time's number for today's.
+    """
+    if parsed.kind != "echo":
+        return ""
+    return "\n".join(x.text for x in parsed.sections if x.name != FREE_TEXT)
+
+
 def _read_text(path: Path) -> str:
     size = path.stat().st_size
     if size > MAX_REPORT_BYTES:
@@ -128,7 +146,9 @@ def ingest_report_file(src: SourceFile, store: Store, pz: Pseudonymizer, linker:
         clean = scrub_text(text, names=names, ids=ids)
         parsed = parse_echo_report(clean) if kind == "echo" else parse_cxr_report(clean)
         sections = [ParsedSection(x.name, x.text, x.position) for x in parsed.sections]
-        measurements = [ParsedMeasurement(m.name, m.value, m.unit, m.source) for m in extract_measurements(clean)]
+        measurements = [
+            ParsedMeasurement(m.name, m.value, m.unit, m.source) for m in extract_measurements(_measured_text(parsed))
+        ]
         record = store_report(
             store,
             study,

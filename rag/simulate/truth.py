@@ -15,38 +15,14 @@ import numpy as np
 GRADES: tuple[str, ...] = ("none", "mild", "moderate", "severe")
 EFFUSION_GRADES: tuple[str, ...] = ("none", "small", "moderate", "large")
 
-FIRST_NAMES = (
-    "James",
-    "Mary",
-    "Robert",
-    "Patricia",
-    "John",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "William",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Carlos",
-    "Ana",
-    "Wei",
-    "Mei",
-    "Ahmed",
-    "Fatima",
-    "Olga",
-    "Ivan",
-    "Priya",
-    "Arjun",
-    "Kofi",
-    "Amara",
-)
+FIRST_NAMES_F: tuple[str, ...] = (
+    "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah", "Ana", "Mei",
+    "Fatima", "Olga", "Priya", "Amara",
+)  # fmt: skip
+FIRST_NAMES_M: tuple[str, ...] = (
+    "James", "Robert", "John", "Michael", "David", "William", "Richard", "Joseph", "Thomas", "Carlos", "Wei",
+    "Ahmed", "Ivan", "Arjun", "Kofi",
+)  # fmt: skip
 LAST_NAMES = (
     "Smith",
     "Johnson",
@@ -172,6 +148,8 @@ def _consistent(s: StudyTruth) -> StudyTruth:
     wall_motion = s.wall_motion
     if s.lvef < 45 and wall_motion == "normal":
         wall_motion = "global hypokinesis"
+    elif s.lvef >= 50 and wall_motion == "global hypokinesis":
+        wall_motion = "normal"  # recovered function
     av_thickened = s.av_thickened or s.aortic_stenosis > 0
     ivc_collapse = not s.ivc_dilated or s.ra_dilation < 2
     pasp = s.pasp_mmhg + 8.0 * max(s.tr - 1, 0) + (6.0 if s.ivc_dilated else 0.0)
@@ -236,7 +214,8 @@ def simulate_patients(n: int, seed: int = 0, *, start: dt.date = dt.date(2019, 1
             studies.append(_next(studies[-1], course, k, n_studies, rng, date))
         sex = "F" if rng.random() < 0.5 else "M"
         last = LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]
-        first = FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))]
+        names = FIRST_NAMES_F if sex == "F" else FIRST_NAMES_M
+        first = names[int(rng.integers(len(names)))]
         name = f"{last.upper()}^{first.upper()}"
         birth = dt.date(int(rng.integers(1935, 2000)), int(rng.integers(1, 13)), int(rng.integers(1, 29)))
         patients.append(

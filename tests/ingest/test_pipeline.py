@@ -21,6 +21,7 @@ from rag.store import Clip, Measurement, Patient, Report, StillImage, Study, ope
 
 REPORT = """StudyInstanceUID: {uid}
 Echocardiogram report for DOE, JANE (MRN12345), 1994-01-30.
+Comparison: the prior study showed an LVEF of 35%.
 Left Ventricle: Normal left ventricular size. LVEF is estimated at 55%.
 Mitral Valve: Mild mitral regurgitation.
 Aortic Valve: Trace aortic insufficiency.
