@@ -104,6 +104,90 @@ def simulate(
         typer.echo(f"preview: {write_preview(out / 'preview.png', seed=seed)}")
 
 
+@app.command()
+@_friendly
+def train(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints (epoch-NNN.pt and last.pt).")] = Path("checkpoints"),
+    encoder: Annotated[
+        str, typer.Option(help="Registry name of the encoder (see `rag encoders`).")
+    ] = "echo-video-tiny",
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=2)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(help="Share of patients held out.")] = 0.2,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
+    workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Train an encoder contrastively on the stored clips and reports (prints one line per epoch)."""
+    from rag.config import load_config
+    from rag.encoders.train import TrainConfig
+    from rag.encoders.train import train as run_train
+    from rag.store import open_store
+
+    cfg = load_config(config)
+    store = open_store(cfg.db_url)
+    try:
+        tc = TrainConfig(
+            encoder=encoder,
+            out=out,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            val_fraction=val_fraction,
+            seed=seed,
+            device=device,
+            workers=workers,
+            resume=resume,
+            progress=sys.stderr.isatty(),
+        )
+        result = run_train(store, cfg.media_dir, tc, log_line=typer.echo)
+    finally:
+        store.close()
+    typer.echo(f"checkpoint: {result.checkpoint} sha256={result.sha256}")
+
+
+@app.command()
+@_friendly
+def embed(
+    checkpoint: Annotated[Path, typer.Option(help="Encoder checkpoint (from `rag train`).")],
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, ...")] = "cpu",
+    config: ConfigOpt = None,
+) -> None:
+    """Embed every stored clip, still and report section with one encoder checkpoint."""
+    from rag.config import load_config
+    from rag.encoders import load_checkpoint
+    from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.store import open_store
+
+    cfg = load_config(config)
+    model, info = load_checkpoint(checkpoint, device=device)
+    store = open_store(cfg.db_url)
+    try:
+        root = cfg.home / "embeddings"
+        counts = embed_store(
+            store, cfg.media_dir, root, model, info.sha256, batch_size=batch_size, progress=sys.stderr.isatty()
+        )
+    finally:
+        store.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    typer.echo(f"embeddings: {embeddings_dir(root, model.spec.name, info.sha256)}")
+
+
+@app.command("encoders")
+@_friendly
+def encoders_list() -> None:
+    """List the encoders of the registry."""
+    from rag.encoders import get_spec, list_encoders
+
+    for name in list_encoders():
+        spec = get_spec(name)
+        typer.echo(f"{name:20s} dim={spec.embed_dim:<4d} {spec.description}")
+
+
 @app.command("config")
 @_friendly
 def show_config(config: ConfigOpt = None) -> None:

@@ -1,0 +1,403 @@
+"""Contrastive training of an encoder on the case store: clips vs reports, clips vs sections, views.
+
+Per batch of clips:
+
+- InfoNCE (CLIP loss, both directions) between each clip and its study's report; clips of the same
+  study in a batch are all positives of that report (multi-positive targets);
+- InfoNCE between each clip and the text of one report section its view informs
+  (``rag.encoders.view_sections``), where the clip's view is known;
+- cross-entropy of the view head on clips whose view label is known.
+
+Patients are split into train and held-out sets (no patient in both). Every epoch ends with a line of
+train loss, held-out view accuracy and held-out clip->report recall@1/@5, and a checkpoint; ``resume``
+continues from the last checkpoint (weights, optimiser, epoch and random state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from rag.encoders.view_sections import informed_sections
+from rag.errors import RagError
+from rag.ingest.clipfile import read_clip
+from rag.store import Clip, Patient, Report, Series, Store, Study
+
+if TYPE_CHECKING:
+    import torch
+    from rag.encoders.model import EchoEncoder
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RagError):
+    """Training cannot start or continue (no data, bad split, unusable checkpoint)."""
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    """One training example: a stored clip, its study's report and sections, and its view if known."""
+
+    clip_id: int
+    path: Path
+    study_id: int
+    patient: str
+    view: int  # index into the encoder's view classes, -1 when unknown
+    report: str
+    sections: dict[str, str]
+
+
+@dataclass
+class TrainConfig:
+    encoder: str = "echo-video-tiny"
+    out: Path = Path("checkpoints")
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 1
+    view_loss_weight: float = 1.0
+    section_loss_weight: float = 0.5
+    resume: bool = False
+    precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
+    progress: bool = True
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    view_accuracy: float
+    recall_at_1: float
+    recall_at_5: float
+    n_val_clips: int
+    n_val_studies: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"epoch {self.epoch}: loss={self.train_loss:.4f} view_acc={self.view_accuracy:.3f} "
+            f"R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
+            f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies; {self.seconds:.0f} s)"
+        )
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    sha256: str
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> list[ClipItem]:
+    """Every stored clip whose study has a report, with its report text, sections and view index."""
+    index = {v: i for i, v in enumerate(view_classes)}
+    items: list[ClipItem] = []
+    with store.session() as s:
+        reports: dict[int, Report] = {}
+        for r in s.scalars(select(Report).order_by(Report.id)):
+            reports.setdefault(r.study_id, r)
+        rows = s.execute(
+            select(Clip.id, Clip.path, Clip.view_label, Study.id, Patient.pseudonym)
+            .join(Series, Clip.series_id == Series.id)
+            .join(Study, Series.study_id == Study.id)
+            .join(Patient, Study.patient_id == Patient.id)
+            .order_by(Clip.id)
+        ).all()
+        for clip_id, path, view, study_id, pseudonym in rows:
+            report = reports.get(study_id)
+            if report is None:
+                continue
+            sections = {x.name: x.text for x in report.sections}
+            items.append(
+                ClipItem(
+                    clip_id, media_dir / path, study_id, pseudonym, index.get(view or "", -1), report.text, sections
+                )
+            )
+    return items
+
+
+def split_by_patient(
+    items: Sequence[ClipItem], val_fraction: float, seed: int
+) -> tuple[list[ClipItem], list[ClipItem]]:
+    """A deterministic patient-level split: no patient's clips are on both sides."""
+    if not 0.0 < val_fraction < 1.0:
+        raise TrainingError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    patients = sorted({i.patient for i in items})
+    if len(patients) < 2:
+        raise TrainingError(
+            f"need clips with reports from at least 2 patients to hold some out, found {len(patients)}; "
+            "ingest more studies (e.g. `rag simulate --patients 20` then `rag ingest`)"
+        )
+
+    def bucket(p: str) -> float:
+        return int(hashlib.sha256(f"{seed}:{p}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    held = sorted(patients, key=bucket)[: max(1, round(len(patients) * val_fraction))]
+    held_set = set(held)
+    return [i for i in items if i.patient not in held_set], [i for i in items if i.patient in held_set]
+
+
+class _ClipDataset:
+    """Map-style dataset: (video tensor, item index). Loads and preprocesses in worker processes."""
+
+    def __init__(self, items: Sequence[ClipItem], preprocessing: Any) -> None:
+        self.items = list(items)
+        self.pre = preprocessing
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from rag.encoders.preprocess import clip_to_tensor
+
+        pixels, _ = read_clip(self.items[i].path)
+        return clip_to_tensor(pixels, self.pre), i
+
+
+def _seed_worker(worker_id: int) -> None:
+    import torch
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _multi_positive_nce(sim: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where ``positive[i, j]`` marks every matching pair (rows: clips, cols: texts)."""
+    import torch.nn.functional as F
+
+    pos = positive.float()
+    row_targets = pos / pos.sum(dim=1, keepdim=True).clamp(min=1)
+    col_targets = (pos / pos.sum(dim=0, keepdim=True).clamp(min=1)).t()
+    loss_rows = -(row_targets * F.log_softmax(sim, dim=1)).sum(dim=1).mean()
+    loss_cols = -(col_targets * F.log_softmax(sim.t(), dim=1)).sum(dim=1).mean()
+    return (loss_rows + loss_cols) / 2
+
+
+def _batch_loss(
+    model: EchoEncoder, video: torch.Tensor, batch: Sequence[ClipItem], cfg: TrainConfig, rng: random.Random
+) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
+    emb, view_logits = model.video_features(video)
+    scale = model.logit_scale.exp().clamp(max=100)
+    # clip <-> report (one text per distinct study in the batch)
+    studies = sorted({it.study_id for it in batch})
+    col = {sid: j for j, sid in enumerate(studies)}
+    texts = [next(it.report for it in batch if it.study_id == sid) for sid in studies]
+    text_emb = model.encode_text(texts)
+    positive = torch.zeros(len(batch), len(studies), dtype=torch.bool, device=emb.device)
+    for i, it in enumerate(batch):
+        positive[i, col[it.study_id]] = True
+    loss = _multi_positive_nce(scale * emb @ text_emb.t(), positive)
+    # clip <-> a section its view informs
+    view_names = model.spec.view_classes
+    pairs: list[tuple[int, str]] = []
+    for i, it in enumerate(batch):
+        if it.view < 0:
+            continue
+        options = [it.sections[s] for s in informed_sections(view_names[it.view]) if s in it.sections]
+        if options:
+            pairs.append((i, rng.choice(options)))
+    if len(pairs) > 1 and cfg.section_loss_weight > 0:
+        section_texts = sorted({t for _, t in pairs})
+        tcol = {t: j for j, t in enumerate(section_texts)}
+        sec_emb = model.encode_text(section_texts)
+        rows = torch.tensor([i for i, _ in pairs], device=emb.device)
+        spos = torch.zeros(len(pairs), len(section_texts), dtype=torch.bool, device=emb.device)
+        for r, (_, t) in enumerate(pairs):
+            spos[r, tcol[t]] = True
+        loss = loss + cfg.section_loss_weight * _multi_positive_nce(scale * emb[rows] @ sec_emb.t(), spos)
+    # view head
+    labels = torch.tensor([it.view for it in batch], device=emb.device)
+    known = labels >= 0
+    if bool(known.any()) and cfg.view_loss_weight > 0:
+        loss = loss + cfg.view_loss_weight * F.cross_entropy(view_logits[known].float(), labels[known])
+    return loss
+
+
+def evaluate(
+    model: EchoEncoder, items: Sequence[ClipItem], *, batch_size: int = 32, workers: int = 0
+) -> dict[str, float]:
+    """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report)."""
+    import torch
+
+    if not items:
+        return {"view_accuracy": float("nan"), "recall_at_1": float("nan"), "recall_at_5": float("nan")}
+    model.eval()
+    loader = _loader(items, model, batch_size, shuffle=False, workers=workers, seed=0)
+    embs, preds = [], []
+    with torch.no_grad():
+        for video, _ in loader:
+            e, logits = model.video_features(video.to(model.device))
+            embs.append(e.float().cpu())
+            preds.append(logits.argmax(dim=1).cpu())
+        studies = sorted({it.study_id for it in items})
+        reports = [next(it.report for it in items if it.study_id == sid) for sid in studies]
+        text = torch.cat(
+            [model.encode_text(reports[i : i + batch_size]).float().cpu() for i in range(0, len(reports), batch_size)]
+        )
+    emb = torch.cat(embs)
+    pred = torch.cat(preds)
+    truth = torch.tensor([studies.index(it.study_id) for it in items])
+    ranks = (emb @ text.t()).argsort(dim=1, descending=True)
+    hit_rank = (ranks == truth[:, None]).float().argmax(dim=1)
+    views = torch.tensor([it.view for it in items])
+    known = views >= 0
+    acc = float((pred[known] == views[known]).float().mean()) if bool(known.any()) else float("nan")
+    return {
+        "view_accuracy": acc,
+        "recall_at_1": float((hit_rank < 1).float().mean()),
+        "recall_at_5": float((hit_rank < 5).float().mean()),
+        "n_studies": float(len(studies)),
+    }
+
+
+def _loader(
+    items: Sequence[ClipItem], model: EchoEncoder, batch_size: int, *, shuffle: bool, workers: int, seed: int
+) -> Any:
+    import torch
+    from torch.utils.data import DataLoader
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(
+        _ClipDataset(items, model.spec.preprocessing),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        worker_init_fn=_seed_worker if workers else None,
+        generator=g,
+        persistent_workers=False,
+    )
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    import contextlib
+
+    import torch
+
+    if cfg.precision == "fp32" or (cfg.precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.precision == "bf16" or device.type != "cuda" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume training) an encoder on the store's clips and reports; see the module docstring."""
+    import torch
+    from tqdm import tqdm
+
+    from rag.encoders import create, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = torch.device(cfg.device)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    last = cfg.out / "last.pt"
+    start_epoch = 0
+    history: list[EpochMetrics] = []
+    if cfg.resume and last.is_file():
+        model, info = load_checkpoint(last, device=cfg.device)
+        if model.spec.name != cfg.encoder:
+            raise TrainingError(f"cannot resume: {last} holds '{model.spec.name}', not '{cfg.encoder}'")
+        start_epoch = info.epoch
+        history = [EpochMetrics(**h) for h in (info.extra or {}).get("history", [])]
+        log_line(f"resuming from {last} after epoch {start_epoch}")
+    else:
+        model = create(cfg.encoder, device=cfg.device)
+        info = None
+    items = load_items(store, media_dir, model.spec.view_classes)
+    if not items:
+        raise TrainingError("no stored clip has a report: ingest studies with their reports first")
+    train_items, val_items = split_by_patient(items, cfg.val_fraction, cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if info is not None and info.optimizer:
+        optimizer.load_state_dict(info.optimizer)
+        rng_state = (info.extra or {}).get("torch_rng")
+        if rng_state is not None:
+            torch.set_rng_state(torch.tensor(rng_state, dtype=torch.uint8))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.precision in ("auto", "fp16"))
+    if start_epoch == 0:
+        m = evaluate(model, val_items, batch_size=cfg.batch_size)
+        base = EpochMetrics(
+            0,
+            float("nan"),
+            m["view_accuracy"],
+            m["recall_at_1"],
+            m["recall_at_5"],
+            len(val_items),
+            int(m.get("n_studies", 0)),
+            0.0,
+        )
+        history.append(base)
+        log_line(base.line() + "  [untrained]")
+    sha = ""
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        import time
+
+        t0 = time.perf_counter()
+        model.train()
+        rng = random.Random(cfg.seed * 1000 + epoch)
+        loader = _loader(train_items, model, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed + epoch)
+        total, n = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
+        for video, idx in bar:
+            batch = [train_items[int(i)] for i in idx]
+            with _autocast(cfg, device):
+                loss = _batch_loss(model, video.to(device), batch, cfg, rng)
+            if not math.isfinite(float(loss)):
+                raise TrainingError(
+                    f"loss became {float(loss)} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss) * len(batch)
+            n += len(batch)
+            bar.set_postfix(loss=f"{total / max(n, 1):.3f}")
+        bar.close()
+        m = evaluate(model, val_items, batch_size=cfg.batch_size)
+        metrics = EpochMetrics(
+            epoch,
+            total / max(n, 1),
+            m["view_accuracy"],
+            m["recall_at_1"],
+            m["recall_at_5"],
+            len(val_items),
+            int(m.get("n_studies", 0)),
+            time.perf_counter() - t0,
+        )
+        history.append(metrics)
+        log_line(metrics.line())
+        extra = {
+            "history": [asdict(h) for h in history],
+            "torch_rng": torch.get_rng_state().tolist(),
+            "val_patients": sorted({i.patient for i in val_items}),
+        }
+        save_checkpoint(
+            model, cfg.out / f"epoch-{epoch:03d}.pt", epoch=epoch, optimizer=optimizer.state_dict(), extra=extra
+        )
+        sha = save_checkpoint(model, last, epoch=epoch, optimizer=optimizer.state_dict(), extra=extra)
+    if not sha and last.is_file():
+        from rag.encoders import file_sha256
+
+        sha = file_sha256(last)
+    return TrainResult(checkpoint=last, sha256=sha, history=history)
