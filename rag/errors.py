@@ -41,3 +41,23 @@ class DuplicateConflictError(IngestError):
 
 class DeidentificationError(IngestError):
     """De-identification could not be completed; nothing is stored for the item."""
+
+
+class EncoderError(RagError):
+    """An encoder cannot be built, loaded or run (the message names the entry, the bad value and the fix)."""
+
+
+class UnknownEncoderError(EncoderError):
+    """No encoder registry entry has the requested name."""
+
+
+class EncoderInputError(EncoderError, ValueError):
+    """An array or tensor handed to an encoder has the wrong shape, dtype or size."""
+
+
+class WeightsUnavailableError(EncoderError):
+    """Pretrained weights are named but not present locally; nothing is downloaded."""
+
+
+class CheckpointError(EncoderError):
+    """A checkpoint file is missing, corrupt, foreign, or does not fit the encoder asked for."""

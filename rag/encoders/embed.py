@@ -93,6 +93,7 @@ def _embed_media(
     model: EchoEncoder, paths: Sequence[Path], batch_size: int, tick: Callable[[int], None]
 ) -> tuple[np.ndarray, np.ndarray]:
     import torch
+
     from rag.encoders.preprocess import batch_clips
 
     vecs, probs = [], []

@@ -34,6 +34,7 @@ from rag.store import Clip, Patient, Report, Series, Store, Study
 
 if TYPE_CHECKING:
     import torch
+
     from rag.encoders.model import EchoEncoder
 
 log = logging.getLogger(__name__)
@@ -367,7 +368,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
                     f"loss became {float(loss)} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
                 )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
             scaler.update()
             total += float(loss) * len(batch)

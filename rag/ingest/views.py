@@ -27,12 +27,13 @@ COARSE_VIEWS: tuple[str, ...] = (
 # (pattern, view) checked in order; the first match wins. Patterns run on an upper-cased label
 # whose punctuation became spaces.
 _RULES: tuple[tuple[str, str], ...] = (
+    # window first: "SC 4 chamber" is a subcostal view, "SSN" never an apical one
+    (r"\b(SSN|SUPRASTERNAL)\b", "SSN"),
+    (r"\b(SUBCOSTAL|SUBXIPHOID|SC|SUBC|IVC)\b", "Subcostal"),
     (r"\b(A5C|APICAL 5|AP5|5 ?CH(AMBER)?|FIVE CHAMBER)\b", "A5C"),
     (r"\b(A4C|APICAL 4|AP4|4 ?CH(AMBER)?|FOUR CHAMBER)\b", "A4C"),
     (r"\b(A3C|APICAL 3|AP3|3 ?CH(AMBER)?|THREE CHAMBER|APLAX|APICAL LONG)\b", "A3C"),
     (r"\b(A2C|APICAL 2|AP2|2 ?CH(AMBER)?|TWO CHAMBER)\b", "A2C"),
-    (r"\b(SSN|SUPRASTERNAL)\b", "SSN"),
-    (r"\b(SUBCOSTAL|SUBXIPHOID|SC|SUBC|IVC)\b", "Subcostal"),
     (r"\b(PLAX|PS ?LAX|PARASTERNAL LONG|LAX|RVIT|RV INFLOW)\b", "Parasternal_Long"),
     (r"\b(PSAX|PS ?SAX|PARASTERNAL SHORT|SAX|SHORT AXIS)\b", "Parasternal_Short"),
 )

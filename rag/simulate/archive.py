@@ -121,6 +121,7 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     import fractions
 
     import av
+    from av.codec.context import Flags
 
     rgb = frames if frames.ndim == 4 else np.repeat(frames[..., None], 3, axis=-1)
     h, w = rgb.shape[1:3]
@@ -129,7 +130,7 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
         stream.options = {"threads": "1", "crf": "23", "preset": "veryfast"}
-        stream.codec_context.flags |= "BITEXACT"  # type: ignore[operator]
+        stream.codec_context.flags |= Flags.bitexact
         for f in rgb:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
             for packet in stream.encode(frame):

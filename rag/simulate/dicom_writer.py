@@ -152,7 +152,7 @@ def write_us_dicom(
         ds.PhotometricInterpretation = "RGB" if samples == 3 else "MONOCHROME2"
         ds.PixelData = np.ascontiguousarray(frames if samples == 3 else frames[..., 0]).tobytes()
         if encoding == "rle":
-            ds.compress(RLELossless, encoding_plugin="pydicom" if _no_rle_plugin() else "")
+            ds.compress(RLELossless, encoding_plugin="pydicom" if _no_rle_plugin() else "", generate_instance_uid=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
 

@@ -1,0 +1,92 @@
+"""Encoder stage: contrastive video / still / text towers and a view head, built from a registry.
+
+Registry entries are YAML files (shipped ones in ``rag/encoders/registry/``, user ones in folders named
+by ``RAG_ENCODER_REGISTRY``); :func:`create` is the one factory::
+
+    import rag.encoders as enc
+    enc.list_encoders()                        # ['echo-video-tiny', 'echoclip', 'echoprime-mvit']
+    model = enc.create("echo-video-tiny")      # fresh towers (MiniLM text weights pretrained)
+    x = enc.batch_clips(clips, model.spec.preprocessing)   # (B, 3, T, H, W) float32, normalised
+    v = model.encode_video(x)                  # (B, D) float32, L2-normalised
+    t = model.encode_text(["normal LV size"])  # (B, D) float32, L2-normalised
+    sha = enc.save_checkpoint(model, Path("ckpt/demo.pt"))
+    model = enc.create(checkpoint="ckpt/demo.pt")   # spec + preprocessing come from the file
+
+Importing this package does not import torch: the model, checkpoint and preprocessing modules load on
+first use of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rag.encoders.digest import file_sha256
+from rag.encoders.pretrained import ALIASES
+from rag.encoders.protocols import Encoder
+from rag.encoders.registry import REGISTRY_ENV, get_spec, list_encoders
+from rag.encoders.spec import DEFAULT_ENCODER, EncoderSpec, Preprocessing, TowerSpec
+from rag.ingest.views import COARSE_VIEWS
+
+if TYPE_CHECKING:
+    from rag.encoders.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
+    from rag.encoders.factory import build, create
+    from rag.encoders.model import EchoEncoder
+    from rag.encoders.preprocess import batch_clips, batch_images, clip_to_tensor, image_to_tensor
+    from rag.encoders.towers.mvit import load_echoprime_weights
+
+VIEW_CLASSES: tuple[str, ...] = COARSE_VIEWS
+"""Classes of the view heads: EchoPrime's 11 coarse views."""
+
+_LAZY: dict[str, str] = {
+    "create": "rag.encoders.factory",
+    "build": "rag.encoders.factory",
+    "EchoEncoder": "rag.encoders.model",
+    "save_checkpoint": "rag.encoders.checkpoint",
+    "load_checkpoint": "rag.encoders.checkpoint",
+    "CheckpointInfo": "rag.encoders.checkpoint",
+    "clip_to_tensor": "rag.encoders.preprocess",
+    "batch_clips": "rag.encoders.preprocess",
+    "image_to_tensor": "rag.encoders.preprocess",
+    "batch_images": "rag.encoders.preprocess",
+    "load_echoprime_weights": "rag.encoders.towers.mvit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag.encoders' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_ENCODER",
+    "REGISTRY_ENV",
+    "VIEW_CLASSES",
+    "CheckpointInfo",
+    "EchoEncoder",
+    "Encoder",
+    "EncoderSpec",
+    "Preprocessing",
+    "TowerSpec",
+    "batch_clips",
+    "batch_images",
+    "build",
+    "clip_to_tensor",
+    "create",
+    "file_sha256",
+    "get_spec",
+    "image_to_tensor",
+    "list_encoders",
+    "load_checkpoint",
+    "load_echoprime_weights",
+    "save_checkpoint",
+]
