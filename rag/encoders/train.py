@@ -363,15 +363,15 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             batch = [train_items[int(i)] for i in idx]
             with _autocast(cfg, device):
                 loss = _batch_loss(model, video.to(device), batch, cfg, rng)
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise TrainingError(
-                    f"loss became {float(loss)} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
+                    f"loss became {float(loss.detach())} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
             scaler.update()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             n += len(batch)
             bar.set_postfix(loss=f"{total / max(n, 1):.3f}")
         bar.close()

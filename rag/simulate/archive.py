@@ -79,8 +79,9 @@ CLIP_COLUMNS = (
 class SimulationOptions:
     """What to write for each study."""
 
-    height: int = 384
-    width: int = 512
+    height: int = 300
+    width: int = 400
+    jpeg_quality: int = 85
     doppler_probability: float = 0.8  # each Doppler view is written with this probability
     still_count: int = 1
     mp4_probability: float = 0.15  # a study also exports one clip as MP4
@@ -110,6 +111,17 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
     """An independent generator per (seed, parts): results do not depend on the order of work."""
     key = hashlib.sha256("/".join([str(seed), *map(str, parts)]).encode()).digest()
     return np.random.default_rng(int.from_bytes(key[:8], "big"))
+
+
+def _encoding(rng: np.random.Generator, *, grayscale: bool) -> Encoding:
+    """JPEG baseline mostly (as carts export); some lossless RLE and uncompressed grayscale cines.
+
+    Lossless colour cines are left out: at ~7-20 MB each they would dominate the archive's size.
+    """
+    u = rng.random()
+    if not grayscale or u < 0.88:
+        return "jpeg"
+    return "rle" if u < 0.97 else "raw"
 
 
 def study_folder(patient: PatientTruth, study: StudyTruth) -> Path:
@@ -169,7 +181,7 @@ def _study_job(args: tuple[Path, PatientTruth, int, int, SimulationOptions]) -> 
         grayscale = False if doppler else bool(rng.random() < opts.grayscale_probability)
         clip = render_clip(study, view, rng=rng, height=opts.height, width=opts.width, grayscale=grayscale)
         label = str(rng.choice(VIEW_LABELS[view]))
-        encoding: Encoding = "jpeg" if rng.random() < 0.7 else ("rle" if rng.random() < 0.5 else "raw")
+        encoding = _encoding(rng, grayscale=clip.frames.ndim == 3)
         series_uid = derived_uid(seed, patient.patient_id, k, "series", n)
         sop_uid = derived_uid(seed, patient.patient_id, k, "sop", n)
         x0, y0, x1, y1 = clip.sector_box
