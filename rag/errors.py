@@ -61,3 +61,15 @@ class WeightsUnavailableError(EncoderError):
 
 class CheckpointError(EncoderError):
     """A checkpoint file is missing, corrupt, foreign, or does not fit the encoder asked for."""
+
+
+class RetrievalError(RagError):
+    """Case retrieval cannot run: an unknown study, missing or inconsistent vectors, a bad parameter."""
+
+
+class UnknownStudyError(RetrievalError, LookupError):
+    """The study ID is not in the case store, or has nothing to retrieve with."""
+
+
+class ViewWeightsError(RetrievalError, ConfigError):
+    """A section x view weight table is malformed (the message names the bad entry and the allowed ones)."""

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from rag.encoders.view_sections import informed_sections
 from rag.errors import RagError
 from rag.ingest.clipfile import read_clip
+from rag.ingest.sections import FREE_TEXT
 from rag.store import Clip, Patient, Report, Series, Store, Study
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class EpochMetrics:
     view_accuracy: float
     recall_at_1: float
     recall_at_5: float
+    study_recall_at_1: float
+    study_recall_at_5: float
     n_val_clips: int
     n_val_studies: int
     seconds: float
@@ -90,7 +93,8 @@ class EpochMetrics:
     def line(self) -> str:
         return (
             f"epoch {self.epoch}: loss={self.train_loss:.4f} view_acc={self.view_accuracy:.3f} "
-            f"R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
+            f"clip->report R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
+            f"study->report R@1={self.study_recall_at_1:.3f} R@5={self.study_recall_at_5:.3f} "
             f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies; {self.seconds:.0f} s)"
         )
 
@@ -122,9 +126,17 @@ def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> li
             if report is None:
                 continue
             sections = {x.name: x.text for x in report.sections}
+            # the findings, not the header/indication/comparison free text, within the tokenizer's window
+            findings = "\n".join(f"{name}: {text}" for name, text in sections.items() if name != FREE_TEXT)
             items.append(
                 ClipItem(
-                    clip_id, media_dir / path, study_id, pseudonym, index.get(view or "", -1), report.text, sections
+                    clip_id,
+                    media_dir / path,
+                    study_id,
+                    pseudonym,
+                    index.get(view or "", -1),
+                    findings or report.text,
+                    sections,
                 )
             )
     return items
@@ -238,7 +250,10 @@ def evaluate(
     import torch
 
     if not items:
-        return {"view_accuracy": float("nan"), "recall_at_1": float("nan"), "recall_at_5": float("nan")}
+        nan = float("nan")
+        return {
+            k: nan for k in ("view_accuracy", "recall_at_1", "recall_at_5", "study_recall_at_1", "study_recall_at_5")
+        }
     model.eval()
     loader = _loader(items, model, batch_size, shuffle=False, workers=workers, seed=0)
     embs, preds = [], []
@@ -260,10 +275,17 @@ def evaluate(
     views = torch.tensor([it.view for it in items])
     known = views >= 0
     acc = float((pred[known] == views[known]).float().mean()) if bool(known.any()) else float("nan")
+    # study level: the mean of a study's clip embeddings ranks the held-out reports
+    study_emb = torch.stack([emb[truth == j].mean(dim=0) for j in range(len(studies))])
+    study_emb = torch.nn.functional.normalize(study_emb, dim=1)
+    study_rank = (study_emb @ text.t()).argsort(dim=1, descending=True)
+    study_hit = (study_rank == torch.arange(len(studies))[:, None]).float().argmax(dim=1)
     return {
         "view_accuracy": acc,
         "recall_at_1": float((hit_rank < 1).float().mean()),
         "recall_at_5": float((hit_rank < 5).float().mean()),
+        "study_recall_at_1": float((study_hit < 1).float().mean()),
+        "study_recall_at_5": float((study_hit < 5).float().mean()),
         "n_studies": float(len(studies)),
     }
 
@@ -343,6 +365,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             m["view_accuracy"],
             m["recall_at_1"],
             m["recall_at_5"],
+            m["study_recall_at_1"],
+            m["study_recall_at_5"],
             len(val_items),
             int(m.get("n_studies", 0)),
             0.0,
@@ -382,6 +406,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             m["view_accuracy"],
             m["recall_at_1"],
             m["recall_at_5"],
+            m["study_recall_at_1"],
+            m["study_recall_at_5"],
             len(val_items),
             int(m.get("n_studies", 0)),
             time.perf_counter() - t0,

@@ -15,6 +15,7 @@ against it. The same generator state always gives the same text.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import math
 import zlib
@@ -91,20 +92,7 @@ unheaded prose whose sentences the parser classifies by the anatomy they name.""
 
 _ADJ: Final = ("normal", "mild", "moderate", "severe")
 _ADV: Final = ("normal", "mildly", "moderately", "severely")
-_MONTHS: Final = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+_MONTHS = tuple(calendar.month_name[1:])
 
 # Upper limits (in tenths of a cm) of normal, mild and moderate; above the last is severe.
 # ASE chamber quantification: LV end-diastolic diameter, septal/posterior wall thickness, LA diameter.

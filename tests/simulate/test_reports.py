@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
@@ -28,20 +29,7 @@ from rag.simulate.truth import EFFUSION_GRADES, PatientTruth, StudyTruth, change
 
 ADJ = ("", "mild", "moderate", "severe")
 ADV = ("", "mildly", "moderately", "severely")
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+MONTHS = tuple(calendar.month_name[1:])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,426 @@
+"""View-informed study embeddings, one per anatomical section, and the index of report-section vectors.
+
+A study has many clips of several views; a report section (say Aortic Valve) is best informed by
+some views (A5C, parasternal Doppler) and not at all by others (A2C). For each section ``s`` the
+study's section embedding is the weighted mean of its clip embeddings, each clip weighted by how
+much its view informs ``s``, then L2-normalised::
+
+    w_i(s) = view_probs_i · W[s, :]          (soft: the view classifier's probabilities, the default)
+    w_i(s) = W[s, argmax view_probs_i]       (hard: the predicted view only)
+    e(s)   = normalise( Σ_i w_i(s) x_i / Σ_i w_i(s) )
+
+A section whose clips all weigh 0 (no clip of a view that informs it) gets a zero vector and is
+reported as having no evidence; retrieval skips it rather than searching with noise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from rag.errors import RetrievalError, UnknownStudyError
+from rag.ingest.sections import ECHO_SECTIONS
+from rag.ingest.views import COARSE_VIEWS
+from rag.retrieve.catalog import Catalog
+from rag.retrieve.weights import ViewWeights
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from rag.index.protocol import VectorIndex
+
+__all__ = [
+    "IndexFactory",
+    "IndexKind",
+    "ReportSectionIndex",
+    "SectionEmbeddings",
+    "StudyIndex",
+    "clip_section_weights",
+    "study_section_embeddings",
+]
+
+log = logging.getLogger(__name__)
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf_flat", "ivf_pq"]
+"""Vector index kinds of ``rag.index.faiss_index.build_index``."""
+
+IndexFactory = Callable[[np.ndarray, np.ndarray], "VectorIndex"]
+"""Builds a vector index from ``(vectors (n, d) float32, ids (n,) int64)``."""
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class SectionEmbeddings:
+    """The section embeddings of one study.
+
+    Attributes:
+        vectors: (15, D) float32; rows L2-normalised, or all zero where the section has no evidence.
+        evidence: (15,) float64, the total clip weight behind each row (0 = no evidence).
+        sections: the row names, ``ECHO_SECTIONS``.
+    """
+
+    vectors: np.ndarray
+    evidence: np.ndarray
+    sections: tuple[str, ...] = ECHO_SECTIONS
+
+    @property
+    def has_evidence(self) -> np.ndarray:
+        """(15,) bool: rows backed by at least one clip of an informing view."""
+        return np.asarray(self.evidence > 0)
+
+    @property
+    def no_evidence(self) -> list[str]:
+        """The sections with no evidence, in report order."""
+        return [s for s, ok in zip(self.sections, self.has_evidence, strict=True) if not ok]
+
+    def vector(self, section: str) -> np.ndarray:
+        """One section's row. Returns: (D,) float32, L2-normalised or zero."""
+        return np.asarray(self.vectors[self.sections.index(section)])
+
+
+def clip_section_weights(
+    view_probs: np.ndarray, weights: ViewWeights, *, views: Sequence[str] = COARSE_VIEWS, hard: bool = False
+) -> np.ndarray:
+    """Each clip's weight for each section.
+
+    Args:
+        view_probs: (n, V) view probabilities of n clips, columns named by ``views``.
+        weights: the section x view table.
+        views: the view class of each column of ``view_probs`` (a model's ``view_classes``).
+        hard: use only each clip's most probable view (ties: the first) instead of the probabilities.
+
+    Returns: (n, 15) float64, >= 0.
+    """
+    probs = np.asarray(view_probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(views):
+        raise RetrievalError(f"view_probs must have shape (n, {len(views)}), got {probs.shape}")
+    table = weights.columns_for(views)  # (15, V)
+    if hard and len(probs):
+        onehot = np.zeros_like(probs)
+        onehot[np.arange(len(probs)), probs.argmax(axis=1)] = 1.0
+        probs = onehot
+    return np.asarray(probs @ table.T)
+
+
+def _combine(vectors: np.ndarray, clip_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, D) clips and (n, S) weights -> ((S, D) normalised rows or zeros, (S,) total weight)."""
+    total = clip_weights.sum(axis=0)
+    summed = clip_weights.T @ vectors.astype(np.float64)
+    mean = summed / np.where(total > 0, total, 1.0)[:, None]
+    norms = np.linalg.norm(mean, axis=1)
+    ok = (total > 0) & (norms > _EPS)
+    out = np.zeros_like(mean)
+    out[ok] = mean[ok] / norms[ok, None]
+    return out.astype(np.float32), np.where(ok, total, 0.0)
+
+
+def study_section_embeddings(
+    clip_vectors: np.ndarray,
+    view_probs: np.ndarray,
+    weights: ViewWeights,
+    *,
+    views: Sequence[str] = COARSE_VIEWS,
+    hard: bool = False,
+) -> SectionEmbeddings:
+    """One study's 15 section embeddings from its clips (see the module docstring).
+
+    Args:
+        clip_vectors: (n, D) float32, L2-normalised clip embeddings of the study.
+        view_probs: (n, V) view probabilities of the same clips, columns named by ``views``.
+        weights: the section x view table.
+        hard: weight each clip by its most probable view only, as EchoPrime does.
+
+    Returns: rows (15, D) float32 L2-normalised, zero rows for sections without evidence.
+    """
+    x = np.asarray(clip_vectors)
+    if x.ndim != 2 or len(x) != len(view_probs):
+        raise RetrievalError(
+            f"clip_vectors must be (n, D) with one row per view_probs row; got {x.shape} and {np.shape(view_probs)}"
+        )
+    vectors, evidence = _combine(x, clip_section_weights(view_probs, weights, views=views, hard=hard))
+    return SectionEmbeddings(vectors, evidence)
+
+
+class StudyIndex:
+    """Section embeddings of every stored study that has embedded clips, computed from its clips on demand.
+
+    Clip vectors are kept grouped by study; a study's 15 section embeddings are computed when asked
+    for (:meth:`get`), and all studies' embeddings of one section at once by :meth:`section_matrix`,
+    so the memory cost is that of the clip vectors, whatever the number of sections.
+    """
+
+    def __init__(
+        self,
+        clip_ids: np.ndarray,
+        clip_vectors: np.ndarray,
+        view_probs: np.ndarray,
+        clip_study: np.ndarray,
+        weights: ViewWeights,
+        *,
+        views: Sequence[str] = COARSE_VIEWS,
+        hard: bool = False,
+    ) -> None:
+        """
+        Args:
+            clip_ids: (n,) int64 clip row IDs.
+            clip_vectors: (n, D) float32, L2-normalised.
+            view_probs: (n, V) float, columns named by ``views``.
+            clip_study: (n,) int64 study ID of each clip.
+            weights: the section x view table.
+            hard: weight clips by their most probable view only.
+        """
+        if not (len(clip_ids) == len(clip_vectors) == len(view_probs) == len(clip_study)):
+            raise RetrievalError(
+                "clip_ids, clip_vectors, view_probs and clip_study must have one row per clip; got lengths "
+                f"{len(clip_ids)}, {len(clip_vectors)}, {len(view_probs)}, {len(clip_study)}"
+            )
+        order = np.argsort(np.asarray(clip_study, dtype=np.int64), kind="stable")
+        self.clip_ids = np.asarray(clip_ids, dtype=np.int64)[order]
+        self.clip_vectors = np.asarray(clip_vectors, dtype=np.float32)[order]
+        self.view_probs = np.asarray(view_probs, dtype=np.float64)[order]
+        self.clip_study = np.asarray(clip_study, dtype=np.int64)[order]
+        self.study_ids, self._starts = np.unique(self.clip_study, return_index=True)
+        self._ends = np.append(self._starts[1:], len(self.clip_study)).astype(np.int64)
+        self._row = {int(s): i for i, s in enumerate(self.study_ids)}
+        self.views = tuple(views)
+        self.hard = hard
+        self.weights = weights
+        self._clip_weights = clip_section_weights(self.view_probs, weights, views=self.views, hard=hard)
+
+    @property
+    def dim(self) -> int:
+        return int(self.clip_vectors.shape[1]) if self.clip_vectors.ndim == 2 else 0
+
+    def __len__(self) -> int:
+        return len(self.study_ids)
+
+    def __contains__(self, study_id: object) -> bool:
+        return isinstance(study_id, int | np.integer) and int(study_id) in self._row
+
+    def with_weights(self, weights: ViewWeights, *, hard: bool | None = None) -> StudyIndex:
+        """The same clips under another weight table."""
+        return StudyIndex(
+            self.clip_ids,
+            self.clip_vectors,
+            self.view_probs,
+            self.clip_study,
+            weights,
+            views=self.views,
+            hard=self.hard if hard is None else hard,
+        )
+
+    def clips_of(self, study_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(clip IDs (n,), vectors (n, D), view probabilities (n, V)) of one study."""
+        row = self._row.get(int(study_id))
+        if row is None:
+            raise UnknownStudyError(f"study {study_id} has no embedded clips; run `rag embed` after ingesting it")
+        a, b = self._starts[row], self._ends[row]
+        return self.clip_ids[a:b], self.clip_vectors[a:b], self.view_probs[a:b]
+
+    def get(self, study_id: int) -> SectionEmbeddings:
+        """The study's 15 section embeddings.
+
+        Raises:
+            UnknownStudyError: the study has no embedded clips.
+        """
+        row = self._row.get(int(study_id))
+        if row is None:
+            raise UnknownStudyError(f"study {study_id} has no embedded clips; run `rag embed` after ingesting it")
+        a, b = self._starts[row], self._ends[row]
+        vectors, evidence = _combine(self.clip_vectors[a:b], self._clip_weights[a:b])
+        return SectionEmbeddings(vectors, evidence)
+
+    def section_matrix(self, section: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every study's embedding of one section.
+
+        Returns: (study IDs (m,) int64, vectors (m, D) float32 L2-normalised or zero, evidence (m,) float64).
+        """
+        col = ECHO_SECTIONS.index(section)
+        w = self._clip_weights[:, col]
+        m = len(self.study_ids)
+        if m == 0:
+            return self.study_ids, np.zeros((0, self.dim), np.float32), np.zeros(0)
+        total = np.add.reduceat(w, self._starts)
+        summed = np.add.reduceat(self.clip_vectors.astype(np.float64) * w[:, None], self._starts, axis=0)
+        norms = np.linalg.norm(summed, axis=1)
+        ok = (total > 0) & (norms > _EPS)
+        vectors = np.zeros_like(summed)
+        vectors[ok] = summed[ok] / norms[ok, None]
+        return self.study_ids, vectors.astype(np.float32), np.where(ok, total, 0.0)
+
+    def predicted_views(self) -> dict[int, str]:
+        """Clip ID -> the most probable view."""
+        if not len(self.clip_ids):
+            return {}
+        best = self.view_probs.argmax(axis=1)
+        return {int(c): self.views[int(v)] for c, v in zip(self.clip_ids, best, strict=True)}
+
+
+class ReportSectionIndex:
+    """The stored report-section text vectors of echo reports, with the metadata retrieval filters on.
+
+    One vector index holds every section of every report; a search for section ``s`` passes the IDs
+    of the allowed candidates (named ``s``, of another study, ...) to the index as a filter, so the
+    index returns the k best among them, never k results of which some are then dropped.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        section_codes: np.ndarray,
+        study_ids: np.ndarray,
+        catalog: Catalog,
+        *,
+        index_kind: IndexKind = "auto",
+        index_factory: IndexFactory | None = None,
+    ) -> None:
+        """
+        Args:
+            ids: (n,) int64 report section IDs.
+            vectors: (n, D) float32, L2-normalised text embeddings.
+            section_codes: (n,) index into ``ECHO_SECTIONS`` of each section's name.
+            study_ids: (n,) int64 study of each section.
+            catalog: store metadata (patients, dates).
+            index_kind: the kind passed to ``rag.index.faiss_index.build_index`` when no factory is given.
+            index_factory: builds the vector index from (vectors, ids); default ``build_index``.
+        """
+        if not (len(ids) == len(vectors) == len(section_codes) == len(study_ids)):
+            raise RetrievalError("ids, vectors, section_codes and study_ids must have one row per report section")
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.section_codes = np.asarray(section_codes, dtype=np.int16)
+        self.study_ids = np.asarray(study_ids, dtype=np.int64)
+        self.catalog = catalog
+        self.patient_ids = np.array([catalog.studies[int(s)].patient_id for s in self.study_ids], dtype=np.int64)
+        self.date_ordinals = catalog.date_ordinal(self.study_ids)
+        self.index_kind = index_kind
+        self._factory = index_factory
+        self._index: VectorIndex | None = None
+        self._row = {int(i): n for n, i in enumerate(self.ids)}
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        catalog: Catalog,
+        *,
+        index_kind: IndexKind = "auto",
+        index_factory: IndexFactory | None = None,
+    ) -> ReportSectionIndex:
+        """Keep the stored vectors (kind ``sections``) that are sections of echo reports in the catalog."""
+        where = {int(i): n for n, i in enumerate(catalog.section_ids)}
+        rows = np.array([n for n, i in enumerate(ids) if int(i) in where], dtype=np.int64)
+        cat_rows = np.array([where[int(ids[n])] for n in rows], dtype=np.int64)
+        dropped = len(ids) - len(rows)
+        if dropped:
+            log.debug("%d stored section vectors are not anatomical sections of echo reports; left out", dropped)
+        missing = len(catalog.section_ids) - len(rows)
+        if missing:
+            log.warning("%d report sections of the store have no vector; run `rag embed` to add them", missing)
+        dim = vectors.shape[1] if np.ndim(vectors) == 2 else 0
+        return cls(
+            np.asarray(ids, dtype=np.int64)[rows] if len(rows) else np.zeros(0, np.int64),
+            np.asarray(vectors, dtype=np.float32)[rows] if len(rows) else np.zeros((0, dim), np.float32),
+            catalog.section_codes[cat_rows] if len(rows) else np.zeros(0, np.int16),
+            catalog.section_study[cat_rows] if len(rows) else np.zeros(0, np.int64),
+            catalog,
+            index_kind=index_kind,
+            index_factory=index_factory,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index over all report sections (built on first use)."""
+        if self._index is None:
+            factory = self._factory
+            if factory is None:
+                from rag.index.faiss_index import build_index
+
+                kind = self.index_kind
+
+                def factory(vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
+                    return build_index(vectors, ids, kind=kind)
+
+            self._index = factory(self.vectors, self.ids)
+            log.debug("report-section index built: %d vectors", len(self.ids))
+        return self._index
+
+    def warm_up(self) -> None:
+        """Build the vector index now rather than on the first search."""
+        _ = self.index
+
+    def allowed_ids(
+        self,
+        section: str,
+        *,
+        exclude_study: int | None = None,
+        exclude_patient: int | None = None,
+        before_date: dt.date | None = None,
+        studies: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The IDs of the candidates a search may return.
+
+        Args:
+            section: the candidates' section name.
+            exclude_study: leave out this study's own report sections.
+            exclude_patient: leave out every study of this patient.
+            before_date: keep only studies dated strictly before this date (undated studies are left out).
+            studies: keep only these study IDs.
+
+        Returns: (m,) int64, ascending.
+        """
+        if section not in ECHO_SECTIONS:
+            raise RetrievalError(f"unknown section '{section}'; allowed sections: {list(ECHO_SECTIONS)}")
+        mask = self.section_codes == ECHO_SECTIONS.index(section)
+        if exclude_study is not None:
+            mask &= self.study_ids != int(exclude_study)
+        if exclude_patient is not None:
+            mask &= self.patient_ids != int(exclude_patient)
+        if before_date is not None:
+            mask &= self.catalog.has_date(self.date_ordinals) & (self.date_ordinals < before_date.toordinal())
+        if studies is not None:
+            mask &= np.isin(self.study_ids, np.asarray(studies, dtype=np.int64))
+        return np.sort(self.ids[mask])
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` allowed sections nearest to ``query`` (inner product).
+
+        Args:
+            query: (D,) float32, L2-normalised.
+            k: how many to return (fewer when fewer are allowed).
+            allowed: (m,) int64 IDs the search may return.
+
+        Returns: (similarities (k',) float32 descending, IDs (k',) int64), k' = min(k, m).
+        """
+        if k < 1 or not len(allowed):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        from rag.index.protocol import SearchFilter
+
+        scores, ids = self.index.search(
+            np.asarray(query, dtype=np.float32)[None, :],
+            int(min(k, len(allowed))),
+            filter=SearchFilter(allowed_ids=np.asarray(allowed, dtype=np.int64), excluded_ids=None),
+        )
+        keep = ids[0] >= 0
+        return np.asarray(scores[0][keep], dtype=np.float32), np.asarray(ids[0][keep], dtype=np.int64)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of section IDs in this index. Returns: (n,) int64."""
+        return np.array([self._row[int(i)] for i in ids], dtype=np.int64)
+
+    def study_of(self, section_id: int) -> int:
+        return int(self.study_ids[self._row[int(section_id)]])
