@@ -12,6 +12,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from rag.errors import RagError
+from rag.index.cli import index_app
+from rag.retrieve.cli import retrieve_app
 
 app = typer.Typer(
     name="rag",
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 store_app = typer.Typer(help="Inspect the case store.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
+app.add_typer(index_app, name="index")
+app.add_typer(retrieve_app, name="retrieve")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -73,3 +73,15 @@ class UnknownStudyError(RetrievalError, LookupError):
 
 class ViewWeightsError(RetrievalError, ConfigError):
     """A section x view weight table is malformed (the message names the bad entry and the allowed ones)."""
+
+
+class VectorIndexError(RagError):
+    """A vector index cannot be built, loaded, searched or changed (the message names the value and the fix)."""
+
+
+class IndexInputError(VectorIndexError, ValueError):
+    """Vectors, IDs, queries or a filter handed to an index have the wrong shape, dtype or content."""
+
+
+class ManifestMismatchError(VectorIndexError):
+    """An index was built from other embeddings (encoder, checkpoint, dimension) than the ones in use."""

@@ -127,13 +127,12 @@ class Catalog:
 
     def date_ordinal(self, study_ids: np.ndarray) -> np.ndarray:
         """(n,) int64 proleptic ordinal of each study's date; a very negative sentinel when unknown."""
-        return np.array(
-            [
-                d.toordinal() if (d := self.studies[int(s)].study_date if int(s) in self.studies else None) else _NO_DATE
-                for s in study_ids
-            ],
-            dtype=np.int64,
-        )
+        out = np.full(len(study_ids), _NO_DATE, dtype=np.int64)
+        for n, study_id in enumerate(study_ids):
+            info = self.studies.get(int(study_id))
+            if info is not None and info.study_date is not None:
+                out[n] = info.study_date.toordinal()
+        return out
 
     def has_date(self, ordinals: np.ndarray) -> np.ndarray:
         """(n,) bool: which ordinals of :meth:`date_ordinal` are real dates."""

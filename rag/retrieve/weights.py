@@ -90,7 +90,8 @@ class ViewWeights:
             raise ViewWeightsError("the weight matrix holds NaN or infinite values; weights must be finite and >= 0")
         if np.any(matrix < 0):
             bad = [
-                f"{ECHO_SECTIONS[i]}/{COARSE_VIEWS[j]}={matrix[i, j]:g}" for i, j in zip(*np.nonzero(matrix < 0), strict=True)
+                f"{ECHO_SECTIONS[i]}/{COARSE_VIEWS[j]}={matrix[i, j]:g}"
+                for i, j in zip(*np.nonzero(matrix < 0), strict=True)
             ]
             raise ViewWeightsError(f"negative weights are refused: {bad}; weights must be >= 0 (0 = view ignored)")
         matrix.setflags(write=False)
@@ -141,9 +142,7 @@ class ViewWeights:
             if row is None:
                 continue
             if not isinstance(row, Mapping):
-                raise ViewWeightsError(
-                    f"{source}: the row of '{section}' must map view names to weights, got {row!r}"
-                )
+                raise ViewWeightsError(f"{source}: the row of '{section}' must map view names to weights, got {row!r}")
             bad_views = [str(v) for v in row if v not in COARSE_VIEWS]
             if bad_views:
                 hints = "".join(_suggest(str(v), COARSE_VIEWS) for v in bad_views[:1])
@@ -274,10 +273,9 @@ class ViewWeights:
     def row(self, section: str) -> np.ndarray:
         """The weights of one section. Returns: (11,) float64 in ``COARSE_VIEWS`` order."""
         if section not in ECHO_SECTIONS:
-            raise ViewWeightsError(
-                f"unknown section '{section}'{_suggest(section, ECHO_SECTIONS)}; allowed sections: {list(ECHO_SECTIONS)}"
-            )
-        return self.matrix[ECHO_SECTIONS.index(section)]
+            hint = _suggest(section, ECHO_SECTIONS)
+            raise ViewWeightsError(f"unknown section '{section}'{hint}; allowed sections: {list(ECHO_SECTIONS)}")
+        return np.asarray(self.matrix[ECHO_SECTIONS.index(section)])
 
     @property
     def fingerprint(self) -> str:

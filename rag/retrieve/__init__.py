@@ -1,0 +1,114 @@
+"""Retrieval stage: view-informed study embeddings, per-section case retrieval, neighbour votes.
+
+::
+
+    from rag.retrieve import CaseRetriever, NeighbourVoter, ViewWeights
+
+    retriever = CaseRetriever(store, "ws/embeddings/echo-video-tiny@0123456789ab", ViewWeights.default())
+    result = retriever.retrieve(study_id, k=3, before_date=date(2024, 1, 1), mmr_lambda=0.7)
+    for section, hits in result.sections.items():
+        for hit in hits:
+            print(section, hit.rank, hit.study_id, f"{hit.similarity:.3f}", hit.text)
+    votes = NeighbourVoter(retriever, k=50).predict(study_id)
+    votes.predictions["lvef"].value, votes.predictions["lvef"].neighbours[:3]
+
+Importing this package imports neither numpy nor the store: names load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag.retrieve.evaluate import EvaluationReport, auroc, evaluate_archive
+    from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
+    from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit, StudyRetrieval, mmr_order
+    from rag.retrieve.study import (
+        ReportSectionIndex,
+        SectionEmbeddings,
+        StudyIndex,
+        clip_section_weights,
+        study_section_embeddings,
+    )
+    from rag.retrieve.voting import (
+        PHENOTYPES,
+        NeighbourVoter,
+        Phenotype,
+        Prediction,
+        StudyPredictions,
+        Thresholds,
+        fit_thresholds,
+        thresholds_path,
+    )
+    from rag.retrieve.weights import ViewWeights
+
+_LAZY: dict[str, str] = {
+    "ViewWeights": "rag.retrieve.weights",
+    "SectionEmbeddings": "rag.retrieve.study",
+    "StudyIndex": "rag.retrieve.study",
+    "ReportSectionIndex": "rag.retrieve.study",
+    "clip_section_weights": "rag.retrieve.study",
+    "study_section_embeddings": "rag.retrieve.study",
+    "CaseRetriever": "rag.retrieve.retriever",
+    "RetrievalParams": "rag.retrieve.retriever",
+    "SectionHit": "rag.retrieve.retriever",
+    "StudyRetrieval": "rag.retrieve.retriever",
+    "mmr_order": "rag.retrieve.retriever",
+    "PHENOTYPES": "rag.retrieve.voting",
+    "NeighbourVoter": "rag.retrieve.voting",
+    "Phenotype": "rag.retrieve.voting",
+    "Prediction": "rag.retrieve.voting",
+    "StudyPredictions": "rag.retrieve.voting",
+    "Thresholds": "rag.retrieve.voting",
+    "fit_thresholds": "rag.retrieve.voting",
+    "thresholds_path": "rag.retrieve.voting",
+    "FitResult": "rag.retrieve.fit",
+    "fit_view_weights": "rag.retrieve.fit",
+    "split_patients": "rag.retrieve.fit",
+    "EvaluationReport": "rag.retrieve.evaluate",
+    "auroc": "rag.retrieve.evaluate",
+    "evaluate_archive": "rag.retrieve.evaluate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag.retrieve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "PHENOTYPES",
+    "CaseRetriever",
+    "EvaluationReport",
+    "FitResult",
+    "NeighbourVoter",
+    "Phenotype",
+    "Prediction",
+    "ReportSectionIndex",
+    "RetrievalParams",
+    "SectionEmbeddings",
+    "SectionHit",
+    "StudyIndex",
+    "StudyPredictions",
+    "StudyRetrieval",
+    "Thresholds",
+    "ViewWeights",
+    "auroc",
+    "clip_section_weights",
+    "evaluate_archive",
+    "fit_thresholds",
+    "fit_view_weights",
+    "mmr_order",
+    "split_patients",
+    "study_section_embeddings",
+    "thresholds_path",
+]

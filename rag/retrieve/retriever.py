@@ -1,0 +1,530 @@
+"""Case retrieval: for each anatomical section of a query study, the nearest report sections of other studies.
+
+The query for section ``s`` is the study's view-informed section embedding (:mod:`rag.retrieve.study`);
+the candidates are the stored report sections named ``s``. Every filter — same section name, other
+study, other patient, earlier date, candidate study holding a clip of some view — is turned into the
+list of allowed IDs and applied inside the vector search, so a search asked for k hits returns k hits
+whenever k candidates pass the filters. Optional maximal marginal relevance (MMR) re-orders a pool
+of the best allowed candidates towards diversity.
+
+Every hit carries its report section ID, study ID, patient pseudonym and similarity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import RetrievalError
+from rag.ingest.sections import ECHO_SECTIONS
+from rag.ingest.views import COARSE_VIEWS
+from rag.retrieve.catalog import Catalog
+from rag.retrieve.study import (
+    IndexFactory,
+    IndexKind,
+    ReportSectionIndex,
+    SectionEmbeddings,
+    StudyIndex,
+)
+from rag.retrieve.weights import ViewWeights
+from rag.store import Store
+
+__all__ = ["CaseRetriever", "RetrievalParams", "SectionHit", "StudyRetrieval", "mmr_order"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SectionHit:
+    """One retrieved report section, with where it came from and how similar it is.
+
+    ``similarity`` is the inner product of the query's section embedding and the report section's
+    text embedding (both L2-normalised: a cosine). ``rank`` starts at 1. ``text`` is None when the
+    search was asked not to read texts.
+    """
+
+    section: str
+    report_section_id: int
+    study_id: int
+    patient_pseudonym: str
+    similarity: float
+    text: str | None
+    rank: int
+    study_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    """How a retrieval was made (recorded with its result)."""
+
+    k: int
+    exclude_same_patient: bool
+    before_date: dt.date | None
+    views: tuple[str, ...] | None
+    mmr_lambda: float | None
+    mmr_pool: int | None
+    weights: str
+    weights_fingerprint: str
+    hard_views: bool
+    index_kind: str
+    embeddings: str
+    restricted_to: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyRetrieval:
+    """The retrieved report sections of every anatomical section of one study.
+
+    Attributes:
+        study_id: the query study.
+        patient_pseudonym: the query study's patient.
+        sections: section name -> hits, best first (sections without evidence have no entry).
+        no_evidence: sections for which the study has no clip of an informing view (not searched).
+        candidates: section name -> how many report sections passed the filters.
+        params: the parameters of the retrieval.
+    """
+
+    study_id: int
+    patient_pseudonym: str
+    sections: dict[str, list[SectionHit]]
+    no_evidence: list[str]
+    candidates: dict[str, int]
+    params: RetrievalParams
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO strings)."""
+
+        def default(o: object) -> object:
+            return o.isoformat() if isinstance(o, dt.date) else str(o)
+
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=default))
+        return data
+
+
+def mmr_order(query_sims: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Maximal marginal relevance: pick ``k`` of ``m`` candidates, trading relevance for diversity.
+
+    Each step picks the candidate maximising ``lam * sim(query, c) - (1 - lam) * max_{s picked} sim(c, s)``
+    (ties go to the earlier candidate). ``lam = 1`` gives the candidates in order of ``query_sims``.
+
+    Args:
+        query_sims: (m,) similarities of the candidates to the query.
+        vectors: (m, D) candidate vectors, L2-normalised.
+        k: how many to pick.
+        lam: in [0, 1].
+
+    Returns: (min(k, m),) int64 indices into the candidates, in pick order.
+    """
+    m = len(query_sims)
+    k = min(k, m)
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    sims = np.asarray(query_sims, dtype=np.float64)
+    pair = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T
+    picked: list[int] = []
+    redundancy = np.full(m, -np.inf)
+    free = np.ones(m, dtype=bool)
+    for _ in range(k):
+        penalty = np.where(np.isfinite(redundancy), redundancy, 0.0)
+        score = lam * sims - (1.0 - lam) * penalty
+        score[~free] = -np.inf
+        best = int(np.argmax(score))
+        picked.append(best)
+        free[best] = False
+        redundancy = np.maximum(redundancy, pair[best])
+    return np.array(picked, dtype=np.int64)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RetrievalError(
+            f"{folder} is not an embeddings folder (no manifest.json); pass the folder printed by `rag embed`"
+        ) from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise RetrievalError(f"cannot read {path}: {e}") from e
+    return manifest
+
+
+@dataclass
+class _Loaded:
+    catalog: Catalog
+    studies: StudyIndex
+    sections: ReportSectionIndex
+    view_classes: tuple[str, ...]
+    views_by_study: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
+class CaseRetriever:
+    """Retrieves, per anatomical section, the most similar report sections of other studies.
+
+    Heavy state (vectors, catalog, vector index) loads on first use or :meth:`warm_up`.
+
+    Args:
+        store: the case store.
+        embeddings_folder: a folder written by ``rag embed`` (clips and report sections of one encoder).
+        weights: the section x view table; default :meth:`ViewWeights.default`.
+        index_kind: the vector index kind (``rag.index.faiss_index.build_index``).
+        hard_views: weight each clip by its most probable view only, instead of the view probabilities.
+        index_factory: builds the vector index from (vectors, ids) instead of ``build_index``.
+        encoder / checkpoint_sha256: when given, the embeddings' manifest must name them.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        embeddings_folder: Path | str,
+        weights: ViewWeights | None = None,
+        *,
+        index_kind: IndexKind = "auto",
+        hard_views: bool = False,
+        index_factory: IndexFactory | None = None,
+        encoder: str | None = None,
+        checkpoint_sha256: str | None = None,
+    ) -> None:
+        self.store = store
+        self.embeddings_folder = Path(embeddings_folder)
+        self.weights = weights if weights is not None else ViewWeights.default()
+        self.index_kind: IndexKind = index_kind
+        self.hard_views = hard_views
+        self._factory = index_factory
+        self._encoder = encoder
+        self._sha256 = checkpoint_sha256
+        self._loaded: _Loaded | None = None
+        self._candidates: np.ndarray | None = None
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def warm_up(self) -> CaseRetriever:
+        """Load vectors and metadata and build the vector index now; returns self."""
+        loaded = self._load()
+        loaded.sections.warm_up()
+        return self
+
+    def _load(self) -> _Loaded:
+        if self._loaded is not None:
+            return self._loaded
+        from rag.encoders.embed import load_embeddings
+
+        manifest = _read_manifest(self.embeddings_folder)
+        view_classes = tuple(manifest.get("view_classes") or COARSE_VIEWS)
+        self.weights.columns_for(view_classes)  # refuse a model whose view classes the table lacks
+        for kind in ("clips", "sections"):
+            if not (self.embeddings_folder / f"{kind}.ids.npy").is_file():
+                raise RetrievalError(f"{self.embeddings_folder} holds no '{kind}' vectors; run `rag embed` first")
+        clips = load_embeddings(self.embeddings_folder, "clips", encoder=self._encoder, sha256=self._sha256)
+        texts = load_embeddings(self.embeddings_folder, "sections", encoder=self._encoder, sha256=self._sha256)
+        if "view_probs" not in clips.extra:
+            raise RetrievalError(f"{self.embeddings_folder} holds clip vectors without view probabilities")
+        catalog = Catalog.load(self.store)
+        known = np.array([int(c) in catalog.clip_study for c in clips.ids], dtype=bool)
+        if not known.all():
+            log.warning("%d clip vectors belong to clips no longer stored; left out", int((~known).sum()))
+        clip_ids = clips.ids[known]
+        clip_study = np.array([catalog.clip_study[int(c)] for c in clip_ids], dtype=np.int64)
+        studies = StudyIndex(
+            clip_ids,
+            clips.vectors[known],
+            clips.extra["view_probs"][known],
+            clip_study,
+            self.weights,
+            views=view_classes,
+            hard=self.hard_views,
+        )
+        sections = ReportSectionIndex.from_embeddings(
+            texts.ids, texts.vectors, catalog, index_kind=self.index_kind, index_factory=self._factory
+        )
+        if len(sections) and studies.dim and sections.dim != studies.dim:
+            raise RetrievalError(
+                f"clip vectors are {studies.dim}-d but report-section vectors {sections.dim}-d in "
+                f"{self.embeddings_folder}; re-run `rag embed`"
+            )
+        predicted = studies.predicted_views()
+        by_study: dict[int, set[str]] = {}
+        for clip_id, study_id in zip(clip_ids, clip_study, strict=True):
+            view = catalog.clip_view.get(int(clip_id)) or predicted.get(int(clip_id))
+            if view:
+                by_study.setdefault(int(study_id), set()).add(view)
+        for clip_id, study_id in catalog.clip_study.items():  # clips not embedded still count by their label
+            if clip_id in catalog.clip_view:
+                by_study.setdefault(study_id, set()).add(catalog.clip_view[clip_id])
+        self._loaded = _Loaded(catalog, studies, sections, view_classes, {s: frozenset(v) for s, v in by_study.items()})
+        log.info(
+            "retriever loaded: %d studies with clips, %d report sections, weights %s",
+            len(studies),
+            len(sections),
+            self.weights.name,
+        )
+        return self._loaded
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._load().catalog
+
+    @property
+    def studies(self) -> StudyIndex:
+        """The view-informed section embeddings of the stored studies."""
+        return self._load().studies
+
+    @property
+    def report_sections(self) -> ReportSectionIndex:
+        """The report-section text vectors and their metadata."""
+        return self._load().sections
+
+    def with_weights(self, weights: ViewWeights, *, hard_views: bool | None = None) -> CaseRetriever:
+        """A retriever over the same vectors and index with another weight table (nothing is reloaded)."""
+        other = CaseRetriever(
+            self.store,
+            self.embeddings_folder,
+            weights,
+            index_kind=self.index_kind,
+            hard_views=self.hard_views if hard_views is None else hard_views,
+            index_factory=self._factory,
+            encoder=self._encoder,
+            checkpoint_sha256=self._sha256,
+        )
+        other._candidates = self._candidates
+        if self._loaded is not None:
+            loaded = self._loaded
+            weights.columns_for(loaded.view_classes)
+            other._loaded = _Loaded(
+                loaded.catalog,
+                loaded.studies.with_weights(weights, hard=other.hard_views),
+                loaded.sections,
+                loaded.view_classes,
+                loaded.views_by_study,
+            )
+        return other
+
+    def restricted(self, study_ids: Iterable[int] | None) -> CaseRetriever:
+        """A retriever over the same vectors whose candidates come only from these studies.
+
+        Use it to search a fixed reference set (e.g. the training patients of an evaluation, one
+        site, one period); ``None`` lifts the restriction. Filters still apply on top.
+        """
+        other = self.with_weights(self.weights)
+        other._candidates = None if study_ids is None else np.unique(np.fromiter(study_ids, dtype=np.int64))
+        return other
+
+    @property
+    def candidate_studies(self) -> np.ndarray | None:
+        """The studies candidates may come from, or None when any stored study may."""
+        return self._candidates
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def study_views(self, study_id: int) -> frozenset[str]:
+        """The views a study has clips of (the declared view, else the predicted one)."""
+        return self._load().views_by_study.get(int(study_id), frozenset())
+
+    def section_embeddings(self, study_id: int) -> SectionEmbeddings:
+        """The query study's 15 section embeddings (all without evidence when it has no embedded clip)."""
+        self.catalog.study(study_id)
+        studies = self.studies
+        if study_id in studies:
+            return studies.get(study_id)
+        return SectionEmbeddings(np.zeros((len(ECHO_SECTIONS), studies.dim), np.float32), np.zeros(len(ECHO_SECTIONS)))
+
+    def _studies_with_views(self, views: Iterable[str]) -> np.ndarray:
+        wanted = frozenset(views)
+        by_study = self._load().views_by_study
+        return np.array(sorted(s for s, have in by_study.items() if have & wanted), dtype=np.int64)
+
+    def allowed_ids(
+        self,
+        study_id: int,
+        section: str,
+        *,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: Iterable[str] | None = None,
+    ) -> np.ndarray:
+        """The report-section IDs a search for ``section`` of ``study_id`` may return (see the module docstring)."""
+        info = self.catalog.study(study_id)
+        studies = self._studies_with_views(views) if views is not None else None
+        if self._candidates is not None:
+            studies = self._candidates if studies is None else np.intersect1d(studies, self._candidates)
+        return self.report_sections.allowed_ids(
+            section,
+            exclude_study=info.study_id,
+            exclude_patient=info.patient_id if exclude_same_patient else None,
+            before_date=before_date,
+            studies=studies,
+        )
+
+    def search_section(
+        self,
+        study_id: int,
+        section: str,
+        k: int,
+        *,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: Iterable[str] | None = None,
+        mmr_lambda: float | None = None,
+        mmr_pool: int | None = None,
+        with_text: bool = True,
+        query: SectionEmbeddings | None = None,
+    ) -> tuple[list[SectionHit], int]:
+        """The hits of one section of one study, and how many candidates passed the filters.
+
+        Returns an empty list when the study has no evidence for the section.
+        """
+        _check_params(k, mmr_lambda, mmr_pool, views)
+        embeddings = query if query is not None else self.section_embeddings(study_id)
+        row = ECHO_SECTIONS.index(section)
+        allowed = self.allowed_ids(
+            study_id, section, exclude_same_patient=exclude_same_patient, before_date=before_date, views=views
+        )
+        if not embeddings.has_evidence[row]:
+            return [], len(allowed)
+        vector = embeddings.vectors[row]
+        index = self.report_sections
+        if mmr_lambda is None:
+            sims, ids = index.search(vector, k, allowed)
+        else:
+            pool = max(mmr_pool or 4 * k, k)
+            sims, ids = index.search(vector, pool, allowed)
+            order = mmr_order(sims, index.vectors[index.rows(ids)], k, mmr_lambda)
+            sims, ids = sims[order], ids[order]
+        texts = Catalog.texts(self.store, ids) if with_text and len(ids) else {}
+        catalog = self.catalog
+        hits = []
+        for rank, (sim, sid) in enumerate(zip(sims, ids, strict=True), start=1):
+            study = catalog.studies[index.study_of(int(sid))]
+            hits.append(
+                SectionHit(
+                    section=section,
+                    report_section_id=int(sid),
+                    study_id=study.study_id,
+                    patient_pseudonym=study.patient_pseudonym,
+                    similarity=float(sim),
+                    text=texts.get(int(sid)) if with_text else None,
+                    rank=rank,
+                    study_date=study.study_date,
+                )
+            )
+        return hits, len(allowed)
+
+    def retrieve(
+        self,
+        study_id: int,
+        k: int = 5,
+        *,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: set[str] | frozenset[str] | None = None,
+        mmr_lambda: float | None = None,
+        mmr_pool: int | None = None,
+        sections: Iterable[str] | None = None,
+        with_text: bool = True,
+    ) -> StudyRetrieval:
+        """Retrieve the ``k`` nearest report sections of other studies for each section of ``study_id``.
+
+        Args:
+            study_id: the query study (a Study row ID).
+            k: hits per section.
+            exclude_same_patient: leave out every study of the query's patient (the default; a study of
+                the same patient is a prior, not a reference case).
+            before_date: only candidate studies dated strictly before this date (undated ones are left
+                out). Stored dates are shifted per patient, so across patients this cut is approximate by
+                up to the configured shift range.
+            views: only candidate studies holding a clip of at least one of these views.
+            mmr_lambda: re-order by MMR with this lambda (1 = plain ranking, lower = more diverse).
+            mmr_pool: how many of the best allowed candidates MMR chooses from (default 4k).
+            sections: search these sections only (default all 15).
+            with_text: read the hits' texts from the store.
+
+        Raises:
+            UnknownStudyError: ``study_id`` is not stored.
+            RetrievalError: a bad parameter (unknown view or section, k < 1, lambda outside [0, 1]).
+        """
+        _check_params(k, mmr_lambda, mmr_pool, views)
+        info = self.catalog.study(study_id)
+        wanted = list(ECHO_SECTIONS if sections is None else sections)
+        unknown = [s for s in wanted if s not in ECHO_SECTIONS]
+        if unknown:
+            raise RetrievalError(f"unknown section(s) {unknown}; allowed sections: {list(ECHO_SECTIONS)}")
+        embeddings = self.section_embeddings(study_id)
+        hits: dict[str, list[SectionHit]] = {}
+        counts: dict[str, int] = {}
+        no_evidence = [s for s in embeddings.no_evidence if s in wanted]
+        for section in wanted:
+            found, n_allowed = self.search_section(
+                study_id,
+                section,
+                k,
+                exclude_same_patient=exclude_same_patient,
+                before_date=before_date,
+                views=views,
+                mmr_lambda=mmr_lambda,
+                mmr_pool=mmr_pool,
+                with_text=with_text,
+                query=embeddings,
+            )
+            counts[section] = n_allowed
+            if section not in no_evidence:
+                hits[section] = found
+        log.debug("study %d: %d sections searched, %d without evidence", study_id, len(hits), len(no_evidence))
+        return StudyRetrieval(
+            study_id=info.study_id,
+            patient_pseudonym=info.patient_pseudonym,
+            sections=hits,
+            no_evidence=no_evidence,
+            candidates=counts,
+            params=self.params(
+                k=k,
+                exclude_same_patient=exclude_same_patient,
+                before_date=before_date,
+                views=views,
+                mmr_lambda=mmr_lambda,
+                mmr_pool=mmr_pool,
+            ),
+        )
+
+    def params(
+        self,
+        *,
+        k: int,
+        exclude_same_patient: bool,
+        before_date: dt.date | None,
+        views: Iterable[str] | None,
+        mmr_lambda: float | None,
+        mmr_pool: int | None,
+    ) -> RetrievalParams:
+        return RetrievalParams(
+            k=k,
+            exclude_same_patient=exclude_same_patient,
+            before_date=before_date,
+            views=tuple(sorted(views)) if views is not None else None,
+            mmr_lambda=mmr_lambda,
+            mmr_pool=(mmr_pool or 4 * k) if mmr_lambda is not None else None,
+            weights=self.weights.name,
+            weights_fingerprint=self.weights.fingerprint,
+            hard_views=self.hard_views,
+            index_kind=self.index_kind,
+            embeddings=self.embeddings_folder.name,
+            restricted_to=len(self._candidates) if self._candidates is not None else None,
+        )
+
+
+def _check_params(k: int, mmr_lambda: float | None, mmr_pool: int | None, views: Iterable[str] | None) -> None:
+    if k < 1:
+        raise RetrievalError(f"k={k} is invalid; ask for at least 1 hit per section")
+    if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
+        raise RetrievalError(f"mmr_lambda={mmr_lambda} is outside [0, 1]; 1 = plain ranking, 0.5 = balanced")
+    if mmr_pool is not None and mmr_pool < 1:
+        raise RetrievalError(f"mmr_pool={mmr_pool} is invalid; use at least k")
+    if views is not None:
+        unknown = sorted(v for v in views if v not in COARSE_VIEWS)
+        if unknown:
+            raise RetrievalError(f"unknown view(s) {unknown}; allowed views: {list(COARSE_VIEWS)}")

@@ -1,0 +1,640 @@
+"""Measurements and findings predicted by neighbour votes, each from its own anatomical section's neighbours.
+
+For a query study and a phenotype, the neighbours are the ``k`` report sections (k = 50 by default)
+nearest to the study's embedding of the phenotype's section — the section named in
+:data:`PHENOTYPES`, looked up by name for every phenotype, so LVEF votes with Left Ventricle
+neighbours, pericardial effusion with Pericardium neighbours, and so on. Votes are weighted by
+similarity (``max(similarity, 0)``; equal weights when every similarity is <= 0; or
+``softmax(similarity / temperature)`` when a temperature is given):
+
+- continuous phenotypes: the weighted mean of the neighbour studies' stored measurements
+  (``measurements`` table); neighbours without the measurement do not vote;
+- findings: each neighbour's grade 0-3 is read from its section text (:mod:`rag.retrieve.labels`);
+  the probability is the weighted fraction of neighbours at or above the phenotype's positive grade,
+  ``value`` the weighted mean grade. With fitted thresholds (:func:`fit_thresholds`, stored as JSON
+  beside the weight file), ``positive`` says whether the probability reaches the threshold.
+
+Every prediction lists the neighbours that voted as (study ID, similarity).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from rag.errors import RetrievalError
+from rag.ingest.sections import ECHO_SECTIONS
+from rag.retrieve.catalog import Catalog
+from rag.retrieve.labels import GradeRule, statement_grade
+from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit
+
+__all__ = [
+    "PHENOTYPES",
+    "NeighbourVoter",
+    "Phenotype",
+    "Prediction",
+    "StudyPredictions",
+    "Thresholds",
+    "best_threshold",
+    "fit_thresholds",
+    "thresholds_path",
+]
+
+log = logging.getLogger(__name__)
+
+(
+    _LV,
+    _WALL_MOTION,
+    _RV,
+    _LA,
+    _RA,
+    _ATRIAL_SEPTUM,
+    _MV,
+    _AV,
+    _TV,
+    _PV,
+    _PERICARDIUM,
+    _AORTA,
+    _IVC,
+    _PA,
+    _PULMONARY_VEINS,
+) = ECHO_SECTIONS
+
+_SIZE = r"dilat\w*|enlarg\w*|\bsize\b"
+
+
+@dataclass(frozen=True)
+class Phenotype:
+    """A predicted quantity and the one section whose neighbours vote for it.
+
+    Attributes:
+        name: the phenotype's name.
+        section: the ``ECHO_SECTIONS`` name whose neighbours vote.
+        kind: ``continuous`` (a stored measurement) or ``finding`` (a grade read from section text).
+        measurements: for continuous ones, the measurement names to read, first found wins.
+        unit: for continuous ones, the unit of the value.
+        rule: for findings, how to read the grade from text.
+        positive_grade: for findings, the lowest grade that counts as positive.
+    """
+
+    name: str
+    section: str
+    kind: Literal["continuous", "finding"]
+    measurements: tuple[str, ...] = ()
+    unit: str | None = None
+    rule: GradeRule | None = None
+    positive_grade: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.section not in ECHO_SECTIONS:
+            raise RetrievalError(
+                f"phenotype '{self.name}': unknown section '{self.section}'; allowed: {list(ECHO_SECTIONS)}"
+            )
+        if self.kind == "continuous" and not self.measurements:
+            raise RetrievalError(f"phenotype '{self.name}' is continuous but names no measurement")
+        if self.kind == "finding" and self.rule is None:
+            raise RetrievalError(f"phenotype '{self.name}' is a finding but has no grade rule")
+        if not 1 <= self.positive_grade <= 3:
+            raise RetrievalError(f"phenotype '{self.name}': positive_grade must be 1-3, got {self.positive_grade}")
+
+
+def _continuous(name: str, section: str, measurements: tuple[str, ...], unit: str, description: str) -> Phenotype:
+    return Phenotype(name, section, "continuous", measurements=measurements, unit=unit, description=description)
+
+
+def _finding(name: str, section: str, keyword: str, description: str, *, bare: int | None = 1) -> Phenotype:
+    return Phenotype(name, section, "finding", rule=GradeRule(keyword, bare), description=description)
+
+
+PHENOTYPES: Mapping[str, Phenotype] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            _continuous("lvef", _LV, ("lvef",), "%", "LV ejection fraction"),
+            _continuous("lvedd", _LV, ("lvidd",), "cm", "LV end-diastolic internal diameter"),
+            _continuous("lvesd", _LV, ("lvids",), "cm", "LV end-systolic internal diameter"),
+            _continuous("ivsd", _LV, ("ivsd",), "cm", "septal wall thickness at end diastole"),
+            _continuous("la_diameter", _LA, ("la_diameter",), "cm", "LA antero-posterior diameter"),
+            _continuous("tapse", _RV, ("tapse",), "mm", "tricuspid annular plane systolic excursion"),
+            _continuous("pasp", _PA, ("pasp", "rvsp"), "mmHg", "pulmonary artery systolic pressure"),
+            _continuous("aortic_root", _AORTA, ("aortic_root",), "cm", "aortic root diameter"),
+            _continuous("ivc_diameter", _IVC, ("ivc_diameter",), "cm", "IVC diameter"),
+            _finding("lv_dilation", _LV, _SIZE, "LV dilation"),
+            _finding("lv_hypertrophy", _LV, r"hypertroph\w*|(?-i:\bLVH\b)|wall thickness", "LV hypertrophy"),
+            _finding(
+                "lv_systolic_dysfunction",
+                _LV,
+                r"systolic function|ejection fraction|(?-i:\bLVEF\b|\bEF\b)",
+                "reduced LV systolic function",
+                bare=None,
+            ),
+            _finding(
+                "wall_motion_abnormality",
+                _WALL_MOTION,
+                r"hypokines\w*|akines\w*|dyskines\w*|wall motion",
+                "regional or global wall motion abnormality",
+            ),
+            _finding("rv_dilation", _RV, _SIZE, "RV dilation"),
+            _finding(
+                "rv_systolic_dysfunction",
+                _RV,
+                r"systolic function|\bfunction\b|(?-i:\bTAPSE\b)",
+                "reduced RV systolic function",
+                bare=None,
+            ),
+            _finding("la_dilation", _LA, _SIZE, "LA dilation"),
+            _finding("ra_dilation", _RA, _SIZE, "RA dilation"),
+            _finding("mitral_regurgitation", _MV, r"regurgitation|insufficiency|(?-i:\bMR\b)", "mitral regurgitation"),
+            _finding("mitral_stenosis", _MV, r"stenosis|(?-i:\bMS\b)", "mitral stenosis"),
+            _finding("aortic_stenosis", _AV, r"stenosis|(?-i:\bAS\b)", "aortic stenosis"),
+            _finding(
+                "aortic_regurgitation",
+                _AV,
+                r"regurgitation|insufficiency|(?-i:\bAR\b|\bAI\b)",
+                "aortic regurgitation",
+            ),
+            _finding(
+                "tricuspid_regurgitation", _TV, r"regurgitation|insufficiency|(?-i:\bTR\b)", "tricuspid regurgitation"
+            ),
+            _finding("pericardial_effusion", _PERICARDIUM, r"effusion", "pericardial effusion"),
+            _finding("aortic_root_dilation", _AORTA, r"dilat\w*|enlarg\w*|aneurys\w*", "dilated aortic root"),
+            _finding("dilated_ivc", _IVC, r"dilat\w*|plethor\w*", "dilated IVC"),
+            _finding(
+                "pulmonary_hypertension",
+                _PA,
+                r"pulmonary hypertension|pulmonary artery systolic pressure|(?-i:\bPASP\b|\bRVSP\b)",
+                "elevated pulmonary artery pressure",
+                bare=None,
+            ),
+        )
+    }
+)
+"""Every phenotype and the section whose neighbours vote for it."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted phenotype of one study, with the neighbours behind it.
+
+    Attributes:
+        name / section: the phenotype and the section whose neighbours voted.
+        value: continuous: the weighted mean measurement; finding: the weighted mean grade (0-3).
+        unit: the measurement's unit (None for findings).
+        probability: findings: the weighted fraction of neighbours at or above the positive grade.
+        grade_probabilities: findings: weighted fraction of neighbours at grade 0, 1, 2, 3.
+        positive: findings: probability >= threshold, when a threshold is known.
+        threshold: the threshold used, if any.
+        neighbours: (study ID, similarity) of every neighbour that voted, most similar first.
+        n_searched: how many neighbours the search returned.
+        note: why there is no value ("no evidence", "no neighbour has the measurement"), else None.
+    """
+
+    name: str
+    section: str
+    kind: str
+    value: float | None
+    unit: str | None
+    probability: float | None
+    grade_probabilities: tuple[float, float, float, float] | None
+    positive: bool | None
+    threshold: float | None
+    neighbours: list[tuple[int, float]]
+    n_searched: int
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyPredictions:
+    """Every predicted phenotype of one study."""
+
+    study_id: int
+    predictions: dict[str, Prediction]
+    no_evidence: list[str]
+    params: RetrievalParams
+    thresholds: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def default(o: object) -> object:
+            return o.isoformat() if isinstance(o, dt.date) else str(o)
+
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=default))
+        return data
+
+
+def _vote_weights(similarities: np.ndarray, temperature: float | None = None) -> np.ndarray:
+    """Vote weights summing to 1: ``max(sim, 0)`` (equal when all are <= 0), or ``softmax(sim / temperature)``."""
+    s = np.asarray(similarities, dtype=np.float64)
+    if temperature is not None:
+        w = np.exp((s - s.max()) / temperature)
+    else:
+        w = np.clip(s, 0.0, None)
+        if w.sum() <= 0:
+            w = np.ones_like(w)
+    return np.asarray(w / w.sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# Thresholds
+# --------------------------------------------------------------------------------------------------
+
+
+def thresholds_path(weights_path: Path | str) -> Path:
+    """Where the thresholds of a weight file live: ``<name>.thresholds.json`` beside it."""
+    path = Path(weights_path)
+    return path.with_name(f"{path.stem}.thresholds.json")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the findings' vote probabilities, fitted on a validation split.
+
+    Attributes:
+        values: phenotype -> threshold (positive when probability >= threshold).
+        criterion: ``youden`` (TPR - FPR) or ``f1``.
+        scores: phenotype -> the criterion's value at the threshold on the validation studies.
+        support: phenotype -> (positives, negatives) among the validation studies.
+        k: the number of neighbours the votes used.
+        weights: the weight table's name and fingerprint the votes used.
+        skipped: phenotype -> why no threshold was fitted.
+    """
+
+    values: dict[str, float]
+    criterion: str
+    scores: dict[str, float] = field(default_factory=dict)
+    support: dict[str, tuple[int, int]] = field(default_factory=dict)
+    k: int = 50
+    weights: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"format": "rag.vote-thresholds/1", **asdict(self)}
+        data["support"] = {k: list(v) for k, v in self.support.items()}
+        path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Thresholds:
+        """Read a thresholds file written by :meth:`save`.
+
+        Raises:
+            RetrievalError: the file is missing or is not a thresholds file.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RetrievalError(f"no thresholds file at {path}; fit one with `rag retrieve fit-thresholds`") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise RetrievalError(f"cannot read the thresholds file {path}: {e}") from e
+        if not isinstance(data, dict) or data.get("format") != "rag.vote-thresholds/1":
+            raise RetrievalError(f"{path} is not a vote-thresholds file (format rag.vote-thresholds/1)")
+        unknown = sorted(set(data.get("values", {})) - set(PHENOTYPES))
+        if unknown:
+            raise RetrievalError(f"{path}: unknown phenotype(s) {unknown}; known: {sorted(PHENOTYPES)}")
+        return cls(
+            values={str(k): float(v) for k, v in data["values"].items()},
+            criterion=str(data["criterion"]),
+            scores={str(k): float(v) for k, v in data.get("scores", {}).items()},
+            support={str(k): (int(v[0]), int(v[1])) for k, v in data.get("support", {}).items()},
+            k=int(data.get("k", 50)),
+            weights=str(data.get("weights", "")),
+            skipped={str(k): str(v) for k, v in data.get("skipped", {}).items()},
+        )
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "youden") -> tuple[float, float]:
+    """The threshold on ``scores`` that best separates ``labels`` (positive when score >= threshold).
+
+    Candidate cut points lie midway between consecutive distinct scores. ``youden`` maximises
+    TPR - FPR, ``f1`` the F1 score of the positive class; ties go to the higher threshold.
+
+    Returns: (threshold, criterion value).
+
+    Raises:
+        RetrievalError: an unknown criterion, or labels of one class only.
+    """
+    if criterion not in ("youden", "f1"):
+        raise RetrievalError(f"unknown threshold criterion {criterion!r}; use 'youden' or 'f1'")
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        raise RetrievalError(f"cannot fit a threshold with {pos} positive and {neg} negative studies")
+    distinct = np.unique(s)[::-1]  # descending
+    cuts = np.append((distinct[:-1] + distinct[1:]) / 2.0, distinct[-1] - 1e-9)
+    cuts = np.concatenate([[distinct[0] + 1e-9], cuts])
+    best_t, best_v = float(cuts[0]), -math.inf
+    for t in cuts:
+        pred = s >= t
+        tp = int((pred & y).sum())
+        fp = int((pred & ~y).sum())
+        value = tp / pos - fp / neg if criterion == "youden" else 2 * tp / (tp + fp + pos)
+        if value > best_v + 1e-12:
+            best_t, best_v = float(t), float(value)
+    return best_t, best_v
+
+
+# --------------------------------------------------------------------------------------------------
+# The voter
+# --------------------------------------------------------------------------------------------------
+
+
+class NeighbourVoter:
+    """Predicts :data:`PHENOTYPES` for a study from its nearest neighbours, section by section.
+
+    Args:
+        retriever: the case retriever (its weight table makes the query embeddings).
+        k: neighbours per section (EchoPrime uses 50).
+        phenotypes: the phenotypes to predict (default all of :data:`PHENOTYPES`).
+        thresholds: decision thresholds of the findings, if fitted.
+        temperature: weight votes by ``softmax(similarity / temperature)`` instead of ``max(similarity, 0)``;
+            useful when similarities crowd together (an anisotropic embedding space), where plain
+            similarity weights are nearly equal.
+    """
+
+    def __init__(
+        self,
+        retriever: CaseRetriever,
+        *,
+        k: int = 50,
+        phenotypes: Mapping[str, Phenotype] | None = None,
+        thresholds: Thresholds | None = None,
+        temperature: float | None = None,
+    ) -> None:
+        if k < 1:
+            raise RetrievalError(f"k={k} is invalid; use at least 1 neighbour")
+        if temperature is not None and not temperature > 0:
+            raise RetrievalError(f"temperature={temperature} is invalid; use a positive value such as 0.02, or None")
+        self.temperature = temperature
+        self.retriever = retriever
+        self.k = k
+        self.phenotypes: Mapping[str, Phenotype] = phenotypes if phenotypes is not None else PHENOTYPES
+        for name, p in self.phenotypes.items():
+            if name != p.name:
+                raise RetrievalError(f"phenotype table key '{name}' differs from the phenotype's name '{p.name}'")
+        self.thresholds = thresholds
+        if (
+            thresholds is not None
+            and thresholds.weights
+            and not thresholds.weights.endswith(retriever.weights.fingerprint)
+        ):
+            log.warning(
+                "thresholds were fitted with weights %s, votes use %s@%s",
+                thresholds.weights,
+                retriever.weights.name,
+                retriever.weights.fingerprint,
+            )
+        self._grades: dict[tuple[int, str], int] = {}
+
+    # -- labels -------------------------------------------------------------------------------------
+
+    def section_grades(self, section_ids: Iterable[int], phenotype: Phenotype) -> dict[int, int]:
+        """Report section ID -> the phenotype's grade stated in that section's text (cached)."""
+        if phenotype.rule is None:
+            raise RetrievalError(f"phenotype '{phenotype.name}' is not a finding")
+        ids = [int(i) for i in section_ids]
+        todo = [i for i in ids if (i, phenotype.name) not in self._grades]
+        if todo:
+            texts = Catalog.texts(self.retriever.store, todo)
+            findings = [p for p in self.phenotypes.values() if p.rule is not None]
+            for sid, text in texts.items():
+                for p in findings:
+                    assert p.rule is not None
+                    self._grades[(sid, p.name)] = statement_grade(text, p.rule)
+        return {i: self._grades.get((i, phenotype.name), 0) for i in ids}
+
+    def report_labels(self, study_id: int) -> dict[str, float]:
+        """The study's own labels: measurements as stored, findings' grades read from its report sections.
+
+        Findings of a section the study's report lacks are 0 (the normal finding left unsaid);
+        continuous phenotypes without a stored measurement are left out.
+        """
+        catalog = self.retriever.catalog
+        own = catalog.section_ids[catalog.section_study == int(study_id)]
+        codes = catalog.section_codes[catalog.section_study == int(study_id)]
+        out: dict[str, float] = {}
+        measured = catalog.measurements.get(int(study_id), {})
+        for p in self.phenotypes.values():
+            if p.kind == "continuous":
+                value = next((measured[m] for m in p.measurements if m in measured), None)
+                if value is not None:
+                    out[p.name] = value
+                continue
+            ids = own[codes == ECHO_SECTIONS.index(p.section)]
+            grades = self.section_grades(ids, p)
+            out[p.name] = float(max(grades.values())) if grades else 0.0
+        return out
+
+    # -- prediction ---------------------------------------------------------------------------------
+
+    def neighbours(
+        self,
+        study_id: int,
+        section: str,
+        *,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: set[str] | None = None,
+    ) -> list[SectionHit]:
+        """The ``k`` nearest report sections of ``section`` for the study (texts not read)."""
+        hits, _ = self.retriever.search_section(
+            study_id,
+            section,
+            self.k,
+            exclude_same_patient=exclude_same_patient,
+            before_date=before_date,
+            views=views,
+            with_text=False,
+        )
+        return hits
+
+    def predict(
+        self,
+        study_id: int,
+        *,
+        names: Sequence[str] | None = None,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: set[str] | None = None,
+    ) -> StudyPredictions:
+        """Predict phenotypes of ``study_id`` (default all), each from its own section's neighbours.
+
+        Raises:
+            UnknownStudyError: the study is not stored.
+            RetrievalError: an unknown phenotype name.
+        """
+        wanted = list(self.phenotypes) if names is None else list(names)
+        unknown = [n for n in wanted if n not in self.phenotypes]
+        if unknown:
+            raise RetrievalError(f"unknown phenotype(s) {unknown}; known: {sorted(self.phenotypes)}")
+        embeddings = self.retriever.section_embeddings(study_id)
+        by_section: dict[str, list[SectionHit]] = {}
+        for section in dict.fromkeys(self.phenotypes[n].section for n in wanted):
+            if embeddings.has_evidence[ECHO_SECTIONS.index(section)]:
+                by_section[section], _ = self.retriever.search_section(
+                    study_id,
+                    section,
+                    self.k,
+                    exclude_same_patient=exclude_same_patient,
+                    before_date=before_date,
+                    views=views,
+                    with_text=False,
+                    query=embeddings,
+                )
+        predictions = {n: self._vote(self.phenotypes[n], by_section.get(self.phenotypes[n].section)) for n in wanted}
+        return StudyPredictions(
+            study_id=int(study_id),
+            predictions=predictions,
+            no_evidence=[s for s in embeddings.no_evidence if s in {self.phenotypes[n].section for n in wanted}],
+            params=self.retriever.params(
+                k=self.k,
+                exclude_same_patient=exclude_same_patient,
+                before_date=before_date,
+                views=views,
+                mmr_lambda=None,
+                mmr_pool=None,
+            ),
+            thresholds=self.thresholds.criterion if self.thresholds is not None else None,
+        )
+
+    def _empty(self, p: Phenotype, note: str, n_searched: int) -> Prediction:
+        return Prediction(
+            name=p.name,
+            section=p.section,
+            kind=p.kind,
+            value=None,
+            unit=p.unit,
+            probability=None,
+            grade_probabilities=None,
+            positive=None,
+            threshold=self.thresholds.values.get(p.name) if self.thresholds else None,
+            neighbours=[],
+            n_searched=n_searched,
+            note=note,
+        )
+
+    def _vote(self, p: Phenotype, hits: list[SectionHit] | None) -> Prediction:
+        if hits is None:
+            return self._empty(p, f"no evidence: the study has no clip of a view that informs {p.section}", 0)
+        if not hits:
+            return self._empty(p, f"no {p.section} report section of another study passed the filters", 0)
+        if p.kind == "continuous":
+            measured = self.retriever.catalog.measurements
+            voters: list[tuple[SectionHit, float]] = []
+            for h in hits:
+                values = measured.get(h.study_id, {})
+                value = next((values[m] for m in p.measurements if m in values), None)
+                if value is not None:
+                    voters.append((h, value))
+            if not voters:
+                return self._empty(p, f"no neighbour has a stored {'/'.join(p.measurements)}", len(hits))
+            w = _vote_weights(np.array([h.similarity for h, _ in voters]), self.temperature)
+            mean = float(np.dot(w, [v for _, v in voters]))
+            return Prediction(
+                name=p.name,
+                section=p.section,
+                kind=p.kind,
+                value=mean,
+                unit=p.unit,
+                probability=None,
+                grade_probabilities=None,
+                positive=None,
+                threshold=None,
+                neighbours=[(h.study_id, h.similarity) for h, _ in voters],
+                n_searched=len(hits),
+            )
+        grades_by_id = self.section_grades([h.report_section_id for h in hits], p)
+        grades = np.array([grades_by_id[h.report_section_id] for h in hits])
+        w = _vote_weights(np.array([h.similarity for h in hits]), self.temperature)
+        dist = tuple(float(w[grades == g].sum()) for g in range(4))
+        probability = float(w[grades >= p.positive_grade].sum())
+        threshold = self.thresholds.values.get(p.name) if self.thresholds else None
+        return Prediction(
+            name=p.name,
+            section=p.section,
+            kind=p.kind,
+            value=float(np.dot(w, grades)),
+            unit=None,
+            probability=probability,
+            grade_probabilities=(dist[0], dist[1], dist[2], dist[3]),
+            positive=probability >= threshold if threshold is not None else None,
+            threshold=threshold,
+            neighbours=[(h.study_id, h.similarity) for h in hits],
+            n_searched=len(hits),
+        )
+
+
+def fit_thresholds(
+    voter: NeighbourVoter,
+    study_ids: Iterable[int],
+    *,
+    criterion: str = "youden",
+    labels: Mapping[str, Mapping[int, int]] | None = None,
+    exclude_same_patient: bool = True,
+) -> Thresholds:
+    """Fit each finding's threshold on validation studies.
+
+    Args:
+        voter: the voter whose probabilities are thresholded.
+        study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
+        criterion: ``youden`` or ``f1``.
+        labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
+            section text read with the same keyword rules as the votes.
+        exclude_same_patient: as in retrieval.
+
+    Returns: the thresholds; phenotypes whose validation labels have one class only are skipped.
+    """
+    findings = [p for p in voter.phenotypes.values() if p.kind == "finding"]
+    probs: dict[str, list[float]] = {p.name: [] for p in findings}
+    ys: dict[str, list[int]] = {p.name: [] for p in findings}
+    for study_id in study_ids:
+        prediction = voter.predict(
+            study_id, names=[p.name for p in findings], exclude_same_patient=exclude_same_patient
+        )
+        own = voter.report_labels(study_id) if labels is None else None
+        for p in findings:
+            pred = prediction.predictions[p.name]
+            if pred.probability is None:
+                continue
+            if labels is not None:
+                grade = labels.get(p.name, {}).get(int(study_id))
+            else:
+                assert own is not None
+                grade = int(own[p.name]) if p.name in own else None
+            if grade is None:
+                continue
+            probs[p.name].append(pred.probability)
+            ys[p.name].append(int(grade >= p.positive_grade))
+    values: dict[str, float] = {}
+    scores: dict[str, float] = {}
+    support: dict[str, tuple[int, int]] = {}
+    skipped: dict[str, str] = {}
+    for p in findings:
+        y = np.array(ys[p.name], dtype=int)
+        support[p.name] = (int(y.sum()), int(len(y) - y.sum()))
+        if y.sum() == 0 or y.sum() == len(y):
+            skipped[p.name] = f"validation labels of one class only ({support[p.name][0]} positive of {len(y)})"
+            continue
+        values[p.name], scores[p.name] = best_threshold(np.array(probs[p.name]), y, criterion)
+    weights = voter.retriever.weights
+    return Thresholds(
+        values=values,
+        criterion=criterion,
+        scores=scores,
+        support=support,
+        k=voter.k,
+        weights=f"{weights.name}@{weights.fingerprint}",
+        skipped=skipped,
+    )
