@@ -3,14 +3,16 @@
     python bench/search.py [--n 1230000] [--dim 512] [--queries 1000] [--hnsw-n 100000]
                            [--embeddings FOLDER --source clips]
 
-Data: random but clustered L2-normalised vectors (``--clusters`` gaussian centres, each point a centre
-plus isotropic noise), queries drawn the same way. The baseline is what EchoPrime does: a torch matmul of
-the query against the whole float32 matrix, one query at a time and batched. Each index kind is built,
-saved, and measured: build time, bytes on disk (what it holds in memory), single-query latency
-(p50/p99), queries/s one at a time and batched, recall@10 against the exact answer, and cold start (a
-fresh Python process loading the saved index memory-mapped and answering one query; the OS page cache
-is warm because the files were just written). HNSW and IVF are swept over efSearch / nprobe; the table
-shows each sweep point. The last line is machine-readable:
+Data: random but clustered L2-normalised vectors: ``--clusters`` gaussian clusters around unit centres,
+each stretched along ``--rank`` random directions (local low-dimensional structure, as embeddings have)
+plus isotropic noise; ``--rank 0`` gives plain isotropic clusters. Queries are new points drawn the same
+way. The baseline is what EchoPrime does: a torch matmul of the query against the whole float32 matrix,
+one query at a time and batched. Each index kind is built, saved, and measured: build time, bytes on
+disk (what it holds in memory), single-query latency (p50/p99), queries/s one at a time and batched,
+recall@10 against the exact answer, and cold start (a fresh Python process loading the saved index
+memory-mapped and answering one query; the OS page cache may still hold the files just written). HNSW
+and IVF are swept over efSearch / nprobe; the table shows each sweep point. The last line is
+machine-readable:
 
     best=<index> speedup=<x> recall@10=<r> cold_start_s=<s>
 
@@ -34,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# OpenMP threads that spin while waiting stall badly when the cores are shared (FAISS's PQ training ran 8x
+# slower on a busy 2-core machine); sleeping threads cost little here. Set before FAISS or torch load.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 K = 10
@@ -59,25 +65,41 @@ class Row:
         return self.baseline_p50_ms / self.p50_ms if self.p50_ms > 0 else float("nan")
 
 
-def make_centres(clusters: int, dim: int, seed: int) -> np.ndarray:
-    """(clusters, dim) float32 unit vectors."""
-    centres = np.random.default_rng(seed).standard_normal((clusters, dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    return centres
+@dataclass(frozen=True)
+class Clusters:
+    """Unit centres (c, dim) and, per cluster, ``rank`` random directions (c, rank, dim) it spreads along."""
+
+    centres: np.ndarray
+    directions: np.ndarray
 
 
-def clustered(centres: np.ndarray, n: int, noise: float, seed: int) -> np.ndarray:
-    """(n, dim) float32, L2-normalised: a random centre plus gaussian noise of norm about ``noise`` per point."""
+def make_clusters(clusters: int, dim: int, rank: int, seed: int) -> Clusters:
     rng = np.random.default_rng(seed)
-    dim = centres.shape[1]
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    directions = rng.standard_normal((clusters, rank, dim)).astype(np.float32) / np.sqrt(dim)
+    return Clusters(centres, directions)
+
+
+def clustered(spec: Clusters, n: int, spread: float, noise: float, seed: int) -> np.ndarray:
+    """(n, dim) float32, L2-normalised: per point a random cluster's centre, plus a gaussian step of norm about
+    ``spread`` along that cluster's directions, plus isotropic gaussian noise of norm about ``noise``."""
+    rng = np.random.default_rng(seed)
+    n_clusters, rank, dim = spec.directions.shape
+    label = rng.integers(0, n_clusters, n)
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(n_clusters + 1))
     out = np.empty((n, dim), dtype=np.float32)
-    step = 100_000
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        chunk = centres[rng.integers(0, centres.shape[0], m)]
-        chunk += (noise / np.sqrt(dim)) * rng.standard_normal((m, dim), dtype=np.float32)
-        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
-        out[start : start + m] = chunk
+    for c in range(n_clusters):
+        rows = order[bounds[c] : bounds[c + 1]]
+        if rows.size == 0:
+            continue
+        x = np.repeat(spec.centres[c][None, :], rows.size, axis=0)
+        if rank:
+            z = rng.standard_normal((rows.size, rank), dtype=np.float32) * np.float32(spread / np.sqrt(rank))
+            x += z @ spec.directions[c]
+        x += np.float32(noise / np.sqrt(dim)) * rng.standard_normal((rows.size, dim), dtype=np.float32)
+        out[rows] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
 
@@ -349,7 +371,9 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--clusters", type=int, default=2000)
-    ap.add_argument("--noise", type=float, default=0.6, help="Noise norm relative to the unit centres.")
+    ap.add_argument("--rank", type=int, default=16, help="Directions each cluster spreads along (0: isotropic).")
+    ap.add_argument("--spread", type=float, default=1.0, help="Norm of the step along a cluster's directions.")
+    ap.add_argument("--noise", type=float, default=0.2, help="Norm of the isotropic noise (centres have norm 1).")
     ap.add_argument("--single", type=int, default=50, help="Queries timed one at a time for brute force and flat.")
     ap.add_argument("--hnsw-n", type=int, default=100_000, help="Build HNSW on this many vectors (0: all).")
     ap.add_argument("--kinds", default="flat,hnsw,ivf_flat,ivf_pq")
@@ -372,12 +396,13 @@ def main() -> None:
     started = time.perf_counter()
     try:
         t = time.perf_counter()
-        centres = make_centres(args.clusters, args.dim, args.seed)
-        x = clustered(centres, args.n, args.noise, args.seed + 1)
-        queries = clustered(centres, args.queries, args.noise, args.seed + 2)  # new points, same clusters
+        spec = make_clusters(args.clusters, args.dim, args.rank, args.seed)
+        x = clustered(spec, args.n, args.spread, args.noise, args.seed + 1)
+        queries = clustered(spec, args.queries, args.spread, args.noise, args.seed + 2)  # new points, same clusters
         print(
-            f"data: {args.n} x {args.dim} float32 ({x.nbytes / 1e9:.2f} GB), {args.clusters} clusters, "
-            f"{args.queries} queries, made in {time.perf_counter() - t:.1f}s",
+            f"data: {args.n} x {args.dim} float32 ({x.nbytes / 1e9:.2f} GB), {args.clusters} clusters "
+            f"(rank {args.rank}, spread {args.spread}, noise {args.noise}), {args.queries} queries, "
+            f"made in {time.perf_counter() - t:.1f}s",
             flush=True,
         )
         rows, _ = bench_data(x, queries, args, workdir, "synthetic")

@@ -18,9 +18,9 @@ first use of their names.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from rag._lazy import resolve
 from rag.encoders.digest import file_sha256
 from rag.encoders.pretrained import ALIASES
 from rag.encoders.protocols import Encoder
@@ -54,12 +54,7 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag.encoders' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -13,8 +13,9 @@ Nothing heavy is imported with this package: names load on first use, FAISS and 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from rag._lazy import resolve
 
 if TYPE_CHECKING:
     from rag.index.faiss_index import FaissIndex, FaissParams, build_index, choose_kind
@@ -39,12 +40,7 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag.index' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -17,8 +17,9 @@ Importing this package imports neither numpy nor the store: names load on first 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from rag._lazy import resolve
 
 if TYPE_CHECKING:
     from rag.retrieve.evaluate import EvaluationReport, auroc, evaluate_archive
@@ -73,12 +74,7 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag.retrieve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -15,6 +15,12 @@ from tests.index._data import Data
 SHA = "0123456789abcdef" * 4
 
 
+@pytest.fixture(autouse=True)
+def _openmp_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands set OMP_WAIT_POLICY when unset; keep that from leaking into other tests."""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _embeddings(root: Path, data: Data, encoder: str = "echo-video-tiny") -> Path:
     folder = root / "embeddings" / f"{encoder}@{SHA[:12]}"
     folder.mkdir(parents=True)

@@ -263,3 +263,19 @@ def test_ivf_trains_on_first_add(data: Data) -> None:
     index.add(data.ids, data.vectors)
     assert index.is_trained and len(index) == data.ids.size
     assert recall(index.search(data.queries, 10)[1], data.exact(10)[1]) >= 0.95
+
+
+def test_search_parameters_can_change(built: dict[str, FaissIndex], data: Data) -> None:
+    index = build_index(data.vectors, data.ids, kind="ivf_flat", nprobe=1)
+    low = recall(index.search(data.queries, 10)[1], data.exact(10)[1])
+    index.set_search_params(nprobe=index.params["nlist"])
+    assert index.params["nprobe"] == index.params["nlist"]
+    assert recall(index.search(data.queries, 10)[1], data.exact(10)[1]) == 1.0 >= low
+    with pytest.raises(VectorIndexError, match=r"Not search-time parameters: \['nlist'\]"):
+        index.set_search_params(nlist=3)
+    with pytest.raises(VectorIndexError, match="ef_search"):
+        built["hnsw"].set_search_params(ef_search=0)
+    no_copies = build_index(data.vectors[:2000], data.ids[:2000], kind="ivf_pq", refine_factor=0)
+    with pytest.raises(VectorIndexError, match="float32 copies"):
+        no_copies.set_search_params(refine_factor=4)
+    assert recall(no_copies.search(data.queries, 10)[1], data.exact(10, keep=np.arange(4000) < 2000)[1]) > 0.5
