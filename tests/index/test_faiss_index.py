@@ -242,9 +242,9 @@ def test_configuration_errors() -> None:
 def test_choose_kind_thresholds() -> None:
     assert choose_kind(0) == "flat"
     assert choose_kind(fi.FLAT_BELOW - 1) == "flat"
-    assert choose_kind(fi.FLAT_BELOW) == "hnsw"
-    assert choose_kind(fi.HNSW_BELOW) == "ivf_flat"
-    assert choose_kind(fi.IVF_FLAT_BELOW) == "ivf_pq"
+    assert choose_kind(fi.FLAT_BELOW) == "ivf_flat"
+    assert choose_kind(fi.IVF_PQ_FROM - 1) == "ivf_flat"
+    assert choose_kind(fi.IVF_PQ_FROM) == "ivf_pq"
     assert build_index(np.ones((3, 4), np.float32), np.arange(3)).kind == "flat"
 
 
@@ -278,4 +278,6 @@ def test_search_parameters_can_change(built: dict[str, FaissIndex], data: Data) 
     no_copies = build_index(data.vectors[:2000], data.ids[:2000], kind="ivf_pq", refine_factor=0)
     with pytest.raises(VectorIndexError, match="float32 copies"):
         no_copies.set_search_params(refine_factor=4)
-    assert recall(no_copies.search(data.queries, 10)[1], data.exact(10, keep=np.arange(4000) < 2000)[1]) > 0.5
+    assert (
+        recall(no_copies.search(data.queries, 10)[1], data.exact(10, keep=np.arange(4000) < 2000)[1]) > 0.3
+    )  # PQ order only

@@ -119,3 +119,20 @@ def test_bad_settings(tmp_path: Path) -> None:
         MilvusIndex(str(tmp_path / "lite.db"), "rag_x", 16)
     with pytest.raises(VectorIndexError, match="does not exist"):
         MilvusIndex(str(tmp_path / "lite.db"), "rag_y", 8, create=False)
+
+
+def test_cli_build_and_verify_with_milvus_lite(workspace: Path, small: Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from rag.index.cli import index_app
+    from tests.index.test_cli import _embeddings
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    emb = _embeddings(workspace, small)
+    runner = CliRunner()
+    out = runner.invoke(index_app, ["build", "--embeddings", str(emb), "--backend", "milvus", "--name", "m"])
+    assert out.exit_code == 0, out.output
+    assert (workspace / "indexes" / "m" / "milvus.db").exists()
+    out = runner.invoke(index_app, ["verify", "m"])
+    assert out.exit_code == 0, out.output
+    assert "100/100" in out.output
