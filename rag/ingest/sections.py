@@ -79,22 +79,23 @@ CXR_SECTIONS: tuple[str, ...] = ("COMPARISON", "INDICATION", "FINDINGS", "IMPRES
 _ECHO_SCHEMA = (*ECHO_SECTIONS, FREE_TEXT)
 _CXR_SCHEMA = (*CXR_SECTIONS, FREE_TEXT)
 
+# Section names as constants (the order of ECHO_SECTIONS).
 (
-    _LV,
-    _WALL_MOTION,
-    _RV,
-    _LA,
-    _RA,
-    _ATRIAL_SEPTUM,
-    _MV,
-    _AV,
-    _TV,
-    _PV,
-    _PERICARDIUM,
-    _AORTA,
-    _IVC,
-    _PA,
-    _PULMONARY_VEINS,
+    LV,
+    WALL_MOTION,
+    RV,
+    LA,
+    RA,
+    ATRIAL_SEPTUM,
+    MV,
+    AV,
+    TV,
+    PV,
+    PERICARDIUM,
+    AORTA,
+    IVC,
+    PA,
+    PULMONARY_VEINS,
 ) = ECHO_SECTIONS
 
 
@@ -166,7 +167,7 @@ def _squash(text: str) -> str:
 # Case-insensitive regex snippets without capturing groups, each starting with a letter (the
 # matcher dispatches on it); a space matches spaces or hyphens.
 _ECHO_TERMS: dict[str, tuple[str, ...]] = {
-    _LV: (
+    LV: (
         "left ventricles?",
         "left ventricular",
         "left and right ventric(?:les?|ular)",
@@ -207,7 +208,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "lv thrombus",
         "ventricular thrombus",
     ),
-    _WALL_MOTION: (
+    WALL_MOTION: (
         "wall motion",
         "hypokine(?:sis|tic|sia)",
         "akine(?:sis|tic|sia)",
@@ -234,7 +235,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "apical (?:cap|segments?)",
         *(f"{artery} territory" for artery in ("lad", "rca", "lcx", "circumflex")),
     ),
-    _RV: (
+    RV: (
         "right ventricles?",
         "right ventricular",
         "rv",
@@ -245,7 +246,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "fractional area change",
         "rv free wall",
     ),
-    _LA: (
+    LA: (
         "left atri(?:um|al|a)",
         "left and right atri(?:a|al|um)",
         "both atria",
@@ -254,8 +255,8 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "left atrial appendage",
         "laa",
     ),
-    _RA: ("right atri(?:um|al)",),
-    _ATRIAL_SEPTUM: (
+    RA: ("right atri(?:um|al)",),
+    ATRIAL_SEPTUM: (
         "atrial septum",
         "inter ?atrial septum",
         "interatrial",
@@ -271,7 +272,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "agitated saline",
         "saline contrast",
     ),
-    _MV: (
+    MV: (
         "mitral",
         "mitral valve",
         "mitral annul(?:ar|us) calcification",
@@ -283,7 +284,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "papillary muscles?",
         "systolic anterior motion",
     ),
-    _AV: (
+    AV: (
         "aortic valve",
         "aortic",
         "tricuspid aortic valve",
@@ -297,8 +298,8 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "savr",
         "transaortic",
     ),
-    _TV: ("tricuspid", "tricuspid valve"),
-    _PV: (
+    TV: ("tricuspid", "tricuspid valve"),
+    PV: (
         "pulmonic",
         "pulmonic valve",
         "pulmonary valve",
@@ -306,13 +307,13 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "rvot",
         "right ventricular outflow tract",
     ),
-    _PERICARDIUM: (
+    PERICARDIUM: (
         "pericardi(?:um|al|tis)",
         "effusions?",
         "tamponade",
         "fat pad",
     ),
-    _AORTA: (
+    AORTA: (
         "aorta",
         "aortic root",
         "aortic arch",
@@ -323,7 +324,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "coarctation",
         "ao root",
     ),
-    _IVC: (
+    IVC: (
         "ivc",
         "inferior vena cava",
         "vena cava",
@@ -335,7 +336,7 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "collapsibility",
         "sniff",
     ),
-    _PA: (
+    PA: (
         "pulmonary arter(?:y|ies)",
         "mpa",
         "pasp",
@@ -348,20 +349,20 @@ _ECHO_TERMS: dict[str, tuple[str, ...]] = {
         "pulmonary acceleration time",
         "pulmonary vascular resistance",
     ),
-    _PULMONARY_VEINS: ("pulmonary veins?", "pulmonary venous"),
+    PULMONARY_VEINS: ("pulmonary veins?", "pulmonary venous"),
 }
 
 # Case-sensitive abbreviations (two-letter ones collide with English words in lower case).
 _ECHO_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    _LV: ("EF",),
-    _LA: ("LA",),
-    _RA: ("RA",),
-    _MV: ("MV", "MR", "MS"),
-    _AV: ("AV", "AS", "AR", "AI"),
-    _TV: ("TV", "TR"),
-    _PV: ("PV", "PR", "PI"),
-    _IVC: ("RAP",),
-    _PA: ("PA",),
+    LV: ("EF",),
+    LA: ("LA",),
+    RA: ("RA",),
+    MV: ("MV", "MR", "MS"),
+    AV: ("AV", "AS", "AR", "AI"),
+    TV: ("TV", "TR"),
+    PV: ("PV", "PR", "PI"),
+    IVC: ("RAP",),
+    PA: ("PA",),
 }
 
 # Abbreviations that are ordinary words when a sentence is written in capitals ("AS", "MS").
@@ -424,14 +425,14 @@ def _is_shouted(sentence: str) -> bool:
 def _classify(sentence: str) -> str | None:
     """The section whose anatomy the sentence names first, or None."""
     section = (_SHOUTED_MATCHER if _is_shouted(sentence) else _MATCHER).first(sentence)
-    if section == _LV and _REGIONAL.search(sentence) and not _LV_GENERAL.search(sentence):
-        return _WALL_MOTION
+    if section == LV and _REGIONAL.search(sentence) and not _LV_GENERAL.search(sentence):
+        return WALL_MOTION
     return section
 
 
 # Header names (lower case, single spaces) for each anatomical section.
 _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
-    _LV: (
+    LV: (
         "left ventricle",
         "left ventricular",
         "lv",
@@ -440,7 +441,7 @@ _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
         "lv diastolic function",
         "left ventricular diastolic function",
     ),
-    _WALL_MOTION: (
+    WALL_MOTION: (
         "resting segmental wall motion analysis",
         "segmental wall motion analysis",
         "wall motion analysis",
@@ -451,10 +452,10 @@ _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
         "left ventricular wall motion",
         "regional wall motion abnormalities",
     ),
-    _RV: ("right ventricle", "right ventricular", "rv"),
-    _LA: ("left atrium", "left atrial", "la"),
-    _RA: ("right atrium", "right atrial", "ra"),
-    _ATRIAL_SEPTUM: (
+    RV: ("right ventricle", "right ventricular", "rv"),
+    LA: ("left atrium", "left atrial", "la"),
+    RA: ("right atrium", "right atrial", "ra"),
+    ATRIAL_SEPTUM: (
         "atrial septum",
         "interatrial septum",
         "inter-atrial septum",
@@ -462,12 +463,12 @@ _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
         "ias",
         "atrial septal",
     ),
-    _MV: ("mitral valve", "mitral", "mv"),
-    _AV: ("aortic valve", "av", "lvot", "left ventricular outflow tract"),
-    _TV: ("tricuspid valve", "tricuspid", "tv"),
-    _PV: ("pulmonic valve", "pulmonary valve", "pulmonic", "pv"),
-    _PERICARDIUM: ("pericardium", "pericardial", "pericardial effusion"),
-    _AORTA: (
+    MV: ("mitral valve", "mitral", "mv"),
+    AV: ("aortic valve", "av", "lvot", "left ventricular outflow tract"),
+    TV: ("tricuspid valve", "tricuspid", "tv"),
+    PV: ("pulmonic valve", "pulmonary valve", "pulmonic", "pv"),
+    PERICARDIUM: ("pericardium", "pericardial", "pericardial effusion"),
+    AORTA: (
         "aorta",
         "aortic root",
         "ascending aorta",
@@ -476,8 +477,8 @@ _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
         "thoracic aorta",
         "ao",
     ),
-    _IVC: ("ivc", "inferior vena cava", "systemic veins", "ivc/hepatic veins"),
-    _PA: (
+    IVC: ("ivc", "inferior vena cava", "systemic veins", "ivc/hepatic veins"),
+    PA: (
         "pulmonary artery",
         "pulmonary arteries",
         "pa",
@@ -487,7 +488,7 @@ _SECTION_HEADERS: dict[str, tuple[str, ...]] = {
         "pasp",
         "rvsp",
     ),
-    _PULMONARY_VEINS: ("pulmonary veins", "pulmonary vein", "pulmonary venous flow"),
+    PULMONARY_VEINS: ("pulmonary veins", "pulmonary vein", "pulmonary venous flow"),
 }
 
 # Header names that are also complete findings when written alone on a line ("Pericardial effusion").

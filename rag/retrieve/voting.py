@@ -32,7 +32,21 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.errors import RetrievalError
-from rag.ingest.sections import ECHO_SECTIONS
+from rag.ingest.sections import (
+    AORTA,
+    AV,
+    ECHO_SECTIONS,
+    IVC,
+    LA,
+    LV,
+    MV,
+    PA,
+    PERICARDIUM,
+    RA,
+    RV,
+    TV,
+    WALL_MOTION,
+)
 from rag.retrieve.catalog import Catalog
 from rag.retrieve.labels import GradeRule, statement_grade
 from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit
@@ -51,23 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-(
-    _LV,
-    _WALL_MOTION,
-    _RV,
-    _LA,
-    _RA,
-    _ATRIAL_SEPTUM,
-    _MV,
-    _AV,
-    _TV,
-    _PV,
-    _PERICARDIUM,
-    _AORTA,
-    _IVC,
-    _PA,
-    _PULMONARY_VEINS,
-) = ECHO_SECTIONS
 
 _SIZE = r"dilat\w*|enlarg\w*|\bsize\b"
 
@@ -120,58 +117,58 @@ PHENOTYPES: Mapping[str, Phenotype] = MappingProxyType(
     {
         p.name: p
         for p in (
-            _continuous("lvef", _LV, ("lvef",), "%", "LV ejection fraction"),
-            _continuous("lvedd", _LV, ("lvidd",), "cm", "LV end-diastolic internal diameter"),
-            _continuous("lvesd", _LV, ("lvids",), "cm", "LV end-systolic internal diameter"),
-            _continuous("ivsd", _LV, ("ivsd",), "cm", "septal wall thickness at end diastole"),
-            _continuous("la_diameter", _LA, ("la_diameter",), "cm", "LA antero-posterior diameter"),
-            _continuous("tapse", _RV, ("tapse",), "mm", "tricuspid annular plane systolic excursion"),
-            _continuous("pasp", _PA, ("pasp", "rvsp"), "mmHg", "pulmonary artery systolic pressure"),
-            _continuous("aortic_root", _AORTA, ("aortic_root",), "cm", "aortic root diameter"),
-            _continuous("ivc_diameter", _IVC, ("ivc_diameter",), "cm", "IVC diameter"),
-            _finding("lv_dilation", _LV, _SIZE, "LV dilation"),
-            _finding("lv_hypertrophy", _LV, r"hypertroph\w*|(?-i:\bLVH\b)|wall thickness", "LV hypertrophy"),
+            _continuous("lvef", LV, ("lvef",), "%", "LV ejection fraction"),
+            _continuous("lvedd", LV, ("lvidd",), "cm", "LV end-diastolic internal diameter"),
+            _continuous("lvesd", LV, ("lvids",), "cm", "LV end-systolic internal diameter"),
+            _continuous("ivsd", LV, ("ivsd",), "cm", "septal wall thickness at end diastole"),
+            _continuous("la_diameter", LA, ("la_diameter",), "cm", "LA antero-posterior diameter"),
+            _continuous("tapse", RV, ("tapse",), "mm", "tricuspid annular plane systolic excursion"),
+            _continuous("pasp", PA, ("pasp", "rvsp"), "mmHg", "pulmonary artery systolic pressure"),
+            _continuous("aortic_root", AORTA, ("aortic_root",), "cm", "aortic root diameter"),
+            _continuous("ivc_diameter", IVC, ("ivc_diameter",), "cm", "IVC diameter"),
+            _finding("lv_dilation", LV, _SIZE, "LV dilation"),
+            _finding("lv_hypertrophy", LV, r"hypertroph\w*|(?-i:\bLVH\b)|wall thickness", "LV hypertrophy"),
             _finding(
                 "lv_systolic_dysfunction",
-                _LV,
+                LV,
                 r"systolic function|ejection fraction|(?-i:\bLVEF\b|\bEF\b)",
                 "reduced LV systolic function",
                 bare=None,
             ),
             _finding(
                 "wall_motion_abnormality",
-                _WALL_MOTION,
+                WALL_MOTION,
                 r"hypokines\w*|akines\w*|dyskines\w*|wall motion",
                 "regional or global wall motion abnormality",
             ),
-            _finding("rv_dilation", _RV, _SIZE, "RV dilation"),
+            _finding("rv_dilation", RV, _SIZE, "RV dilation"),
             _finding(
                 "rv_systolic_dysfunction",
-                _RV,
+                RV,
                 r"systolic function|\bfunction\b|(?-i:\bTAPSE\b)",
                 "reduced RV systolic function",
                 bare=None,
             ),
-            _finding("la_dilation", _LA, _SIZE, "LA dilation"),
-            _finding("ra_dilation", _RA, _SIZE, "RA dilation"),
-            _finding("mitral_regurgitation", _MV, r"regurgitation|insufficiency|(?-i:\bMR\b)", "mitral regurgitation"),
-            _finding("mitral_stenosis", _MV, r"stenosis|(?-i:\bMS\b)", "mitral stenosis"),
-            _finding("aortic_stenosis", _AV, r"stenosis|(?-i:\bAS\b)", "aortic stenosis"),
+            _finding("la_dilation", LA, _SIZE, "LA dilation"),
+            _finding("ra_dilation", RA, _SIZE, "RA dilation"),
+            _finding("mitral_regurgitation", MV, r"regurgitation|insufficiency|(?-i:\bMR\b)", "mitral regurgitation"),
+            _finding("mitral_stenosis", MV, r"stenosis|(?-i:\bMS\b)", "mitral stenosis"),
+            _finding("aortic_stenosis", AV, r"stenosis|(?-i:\bAS\b)", "aortic stenosis"),
             _finding(
                 "aortic_regurgitation",
-                _AV,
+                AV,
                 r"regurgitation|insufficiency|(?-i:\bAR\b|\bAI\b)",
                 "aortic regurgitation",
             ),
             _finding(
-                "tricuspid_regurgitation", _TV, r"regurgitation|insufficiency|(?-i:\bTR\b)", "tricuspid regurgitation"
+                "tricuspid_regurgitation", TV, r"regurgitation|insufficiency|(?-i:\bTR\b)", "tricuspid regurgitation"
             ),
-            _finding("pericardial_effusion", _PERICARDIUM, r"effusion", "pericardial effusion"),
-            _finding("aortic_root_dilation", _AORTA, r"dilat\w*|enlarg\w*|aneurys\w*", "dilated aortic root"),
-            _finding("dilated_ivc", _IVC, r"dilat\w*|plethor\w*", "dilated IVC"),
+            _finding("pericardial_effusion", PERICARDIUM, r"effusion", "pericardial effusion"),
+            _finding("aortic_root_dilation", AORTA, r"dilat\w*|enlarg\w*|aneurys\w*", "dilated aortic root"),
+            _finding("dilated_ivc", IVC, r"dilat\w*|plethor\w*", "dilated IVC"),
             _finding(
                 "pulmonary_hypertension",
-                _PA,
+                PA,
                 r"pulmonary hypertension|pulmonary artery systolic pressure|(?-i:\bPASP\b|\bRVSP\b)",
                 "elevated pulmonary artery pressure",
                 bare=None,

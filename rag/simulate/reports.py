@@ -26,7 +26,25 @@ from typing import Final, TypeVar
 
 import numpy as np
 
-from rag.ingest.sections import ECHO_SECTIONS, FREE_TEXT
+from rag.ingest.sections import (
+    AORTA,
+    ATRIAL_SEPTUM,
+    AV,
+    ECHO_SECTIONS,
+    FREE_TEXT,
+    IVC,
+    LA,
+    LV,
+    MV,
+    PA,
+    PERICARDIUM,
+    PULMONARY_VEINS,
+    PV,
+    RA,
+    RV,
+    TV,
+    WALL_MOTION,
+)
 from rag.simulate.truth import EFFUSION_GRADES, GRADES, Course, PatientTruth, StudyTruth, changes
 
 __all__ = [
@@ -43,44 +61,27 @@ __all__ = [
     "write_report",
 ]
 
-(
-    _LV,
-    _WALL_MOTION,
-    _RV,
-    _LA,
-    _RA,
-    _ATRIAL_SEPTUM,
-    _MV,
-    _AV,
-    _TV,
-    _PV,
-    _PERICARDIUM,
-    _AORTA,
-    _IVC,
-    _PA,
-    _PULMONARY_VEINS,
-) = ECHO_SECTIONS
 
 FINDING_SECTIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "lvef": _LV,
-        "lvedd_cm": _LV,
-        "lvesd_cm": _LV,
-        "wall_cm": _LV,
-        "wall_motion": _WALL_MOTION,
-        "rv_dilation": _RV,
-        "rv_dysfunction": _RV,
-        "la_dilation": _LA,
-        "ra_dilation": _RA,
-        "mr": _MV,
-        "aortic_stenosis": _AV,
-        "ar": _AV,
-        "av_thickened": _AV,
-        "tr": _TV,
-        "effusion": _PERICARDIUM,
-        "ivc_dilated": _IVC,
-        "ivc_collapse": _IVC,
-        "pasp_mmhg": _PA,
+        "lvef": LV,
+        "lvedd_cm": LV,
+        "lvesd_cm": LV,
+        "wall_cm": LV,
+        "wall_motion": WALL_MOTION,
+        "rv_dilation": RV,
+        "rv_dysfunction": RV,
+        "la_dilation": LA,
+        "ra_dilation": RA,
+        "mr": MV,
+        "aortic_stenosis": AV,
+        "ar": AV,
+        "av_thickened": AV,
+        "tr": TV,
+        "effusion": PERICARDIUM,
+        "ivc_dilated": IVC,
+        "ivc_collapse": IVC,
+        "pasp_mmhg": PA,
         "heart_rate": FREE_TEXT,
     }
 )
@@ -317,7 +318,7 @@ class _Composer:
         if size_g == 0 and wall_g == 0 and self.chance(0.4):
             if not self.omit_normal():
                 self.say(
-                    _LV,
+                    LV,
                     self.pick(
                         (
                             "The left ventricle is normal in size and wall thickness.",
@@ -331,10 +332,10 @@ class _Composer:
                 said_size = said_wall = True
         else:
             if size_g or not self.omit_normal():
-                self.say(_LV, self._lv_size(size_g), "lvedd_cm")
+                self.say(LV, self._lv_size(size_g), "lvedd_cm")
                 said_size = True
             if wall_g or not self.omit_normal():
-                self.say(_LV, self._lv_wall(wall_g), "wall_cm")
+                self.say(LV, self._lv_wall(wall_g), "wall_cm")
                 said_wall = True
         numbers = []
         if said_size and self.chance(0.55):
@@ -344,9 +345,9 @@ class _Composer:
             posterior = s.wall_cm + float(self.rng.normal(0.0, 0.04))
             numbers += [f"IVSd {_cm(s.wall_cm)} cm", f"LVPWd {_cm(posterior)} cm"]
         if numbers:
-            self.say(_LV, ", ".join(numbers) + ".")
+            self.say(LV, ", ".join(numbers) + ".")
         for sentence in self._lv_function(g["lvef"]):
-            self.say(_LV, sentence, "lvef")
+            self.say(LV, sentence, "lvef")
 
     def _lv_size(self, grade: int) -> str:
         if grade == 0:
@@ -422,7 +423,7 @@ class _Composer:
                         "No regional wall motion abnormality is seen.",
                     )
                 )
-                self.say(_WALL_MOTION, sentence, "wall_motion")
+                self.say(WALL_MOTION, sentence, "wall_motion")
             return
         words = motion.split()
         options = [f"{_cap(motion)}.", f"There is {motion}."]
@@ -431,7 +432,7 @@ class _Composer:
             options.append(f"Global {words[1]} of the left ventricle.")
         elif len(words) == 2:
             options.append(f"{_cap(words[1])} of the {words[0]} wall.")
-        self.say(_WALL_MOTION, self.pick(options), "wall_motion")
+        self.say(WALL_MOTION, self.pick(options), "wall_motion")
 
     def right_ventricle(self) -> None:
         size_g, reduced = self.study.rv_dilation, self.study.rv_dysfunction
@@ -444,7 +445,7 @@ class _Composer:
                         "Right ventricular size and function are normal.",
                     )
                 )
-                self.say(_RV, sentence, "rv_dilation", "rv_dysfunction")
+                self.say(RV, sentence, "rv_dilation", "rv_dysfunction")
             return
         if size_g or not self.omit_normal():
             if size_g == 0:
@@ -458,7 +459,7 @@ class _Composer:
                         f"Right ventricular size is {adv} increased.",
                     )
                 )
-            self.say(_RV, sentence, "rv_dilation")
+            self.say(RV, sentence, "rv_dilation")
         if reduced or not self.omit_normal():
             tapse = (
                 10.0 + 6.0 * _stable_unit(self.patient, "tapse-low")
@@ -481,7 +482,7 @@ class _Composer:
                         f"Normal right ventricular systolic function{with_tapse}.",
                     )
                 )
-            self.say(_RV, sentence, "rv_dysfunction")
+            self.say(RV, sentence, "rv_dysfunction")
 
     def atria(self) -> None:
         la_g, ra_g = self.study.la_dilation, self.study.ra_dilation
@@ -513,7 +514,7 @@ class _Composer:
                 ]
                 if diameter:
                     options = [f"{o[:-1]} (LA diameter {diameter})." for o in options]
-            self.say(_LA, self.pick(options), "la_dilation")
+            self.say(LA, self.pick(options), "la_dilation")
         if ra_g or not self.omit_normal():
             if ra_g == 0:
                 options = [
@@ -528,7 +529,7 @@ class _Composer:
                     f"{_cap(adv)} dilated right atrium.",
                     f"{_cap(adj)} right atrial enlargement.",
                 ]
-            self.say(_RA, self.pick(options), "ra_dilation")
+            self.say(RA, self.pick(options), "ra_dilation")
 
     def atrial_septum(self) -> None:
         if self.chance(0.65):
@@ -540,7 +541,7 @@ class _Composer:
                     "No atrial septal defect by color Doppler.",
                 )
             )
-            self.say(_ATRIAL_SEPTUM, sentence)
+            self.say(ATRIAL_SEPTUM, sentence)
 
     # -- valves -----------------------------------------------------------------------------------
 
@@ -581,10 +582,10 @@ class _Composer:
         self.say(section, self._regurgitation(grade, valve, abbreviation), field)
 
     def mitral_valve(self) -> None:
-        self._atrioventricular_valve(_MV, "mr", "mitral", "MR")
+        self._atrioventricular_valve(MV, "mr", "mitral", "MR")
 
     def tricuspid_valve(self) -> None:
-        self._atrioventricular_valve(_TV, "tr", "tricuspid", "TR")
+        self._atrioventricular_valve(TV, "tr", "tricuspid", "TR")
 
     def aortic_valve(self) -> None:
         s = self.study
@@ -592,7 +593,7 @@ class _Composer:
         if stenosis == 0 and regurgitation == 0 and not thickened and self.omit_normal():
             return
         if thickened and stenosis == 0 and regurgitation == 0 and self.chance(0.4):
-            self.say(_AV, "Aortic valve sclerosis without stenosis.", "av_thickened", "aortic_stenosis")
+            self.say(AV, "Aortic valve sclerosis without stenosis.", "av_thickened", "aortic_stenosis")
             return
         if thickened:
             options = [
@@ -602,7 +603,7 @@ class _Composer:
             ]
             if stenosis:
                 options.append("The aortic valve is thickened with reduced leaflet excursion.")
-            self.say(_AV, self.pick(options), "av_thickened")
+            self.say(AV, self.pick(options), "av_thickened")
         elif not self.omit_normal():
             sentence = self.pick(
                 (
@@ -611,19 +612,19 @@ class _Composer:
                     "Structurally normal aortic valve.",
                 )
             )
-            self.say(_AV, sentence, "av_thickened")
+            self.say(AV, sentence, "av_thickened")
         if stenosis == 0 and regurgitation == 0 and self.chance(0.5):
-            self.say(_AV, "No aortic stenosis or regurgitation.", "aortic_stenosis", "ar")
+            self.say(AV, "No aortic stenosis or regurgitation.", "aortic_stenosis", "ar")
             return
         if stenosis:
             for sentence in self._aortic_stenosis(stenosis):
-                self.say(_AV, sentence, "aortic_stenosis")
+                self.say(AV, sentence, "aortic_stenosis")
         elif not self.omit_normal():
-            self.say(_AV, self.pick(("No aortic stenosis.", "There is no aortic stenosis.")), "aortic_stenosis")
+            self.say(AV, self.pick(("No aortic stenosis.", "There is no aortic stenosis.")), "aortic_stenosis")
         if regurgitation >= 2 or (regurgitation == 1 and not self.chance(0.1)):
-            self.say(_AV, self._aortic_regurgitation(regurgitation), "ar")
+            self.say(AV, self._aortic_regurgitation(regurgitation), "ar")
         elif regurgitation == 0 and not self.omit_normal():
-            self.say(_AV, self._aortic_regurgitation(0), "ar")
+            self.say(AV, self._aortic_regurgitation(0), "ar")
 
     def _aortic_regurgitation(self, grade: int) -> str:
         if grade == 0:
@@ -673,7 +674,7 @@ class _Composer:
                     "The pulmonic valve is grossly normal.",
                 )
             )
-            self.say(_PV, sentence)
+            self.say(PV, sentence)
 
     # -- pericardium, great vessels ---------------------------------------------------------------
 
@@ -688,7 +689,7 @@ class _Composer:
                         "The pericardium is normal without effusion.",
                     )
                 )
-                self.say(_PERICARDIUM, sentence, "effusion")
+                self.say(PERICARDIUM, sentence, "effusion")
             return
         size = EFFUSION_GRADES[grade]
         depth = (0.4, 1.0, 2.0)[grade - 1] + 0.5 * float(self.rng.random())
@@ -699,7 +700,7 @@ class _Composer:
         ]
         if grade < 3:
             options.append(f"{_cap(size)} pericardial effusion without echocardiographic evidence of tamponade.")
-        self.say(_PERICARDIUM, self.pick(options), "effusion")
+        self.say(PERICARDIUM, self.pick(options), "effusion")
 
     def aorta(self) -> None:
         if not self.chance(0.65):
@@ -714,7 +715,7 @@ class _Composer:
                 f"Aortic root diameter {root:.1f} cm, within normal limits.",
             )
         )
-        self.say(_AORTA, sentence)
+        self.say(AORTA, sentence)
 
     def right_atrial_pressure(self) -> int:
         if self.study.ivc_dilated and not self.study.ivc_collapse:
@@ -741,9 +742,9 @@ class _Composer:
         if not s.ivc_dilated and s.ivc_collapse:
             options.append("Normal IVC size and collapsibility.")
         sentence = self.pick(options)
-        self.say(_IVC, sentence, "ivc_dilated", "ivc_collapse")
+        self.say(IVC, sentence, "ivc_dilated", "ivc_collapse")
         if "right atrial pressure" not in sentence and self.chance(0.7):
-            self.say(_IVC, f"Estimated RA pressure {rap} mmHg.")
+            self.say(IVC, f"Estimated RA pressure {rap} mmHg.")
 
     def pulmonary_artery(self) -> None:
         s = self.study
@@ -752,7 +753,7 @@ class _Composer:
         if grade == 0:
             if s.tr == 0 and self.chance(0.25):
                 self.say(
-                    _PA,
+                    PA,
                     "Pulmonary artery systolic pressure could not be estimated due to an inadequate tricuspid "
                     "regurgitation jet.",
                 )
@@ -777,7 +778,7 @@ class _Composer:
                 f"Estimated PASP {pasp} mmHg{detail}, consistent with {adj} pulmonary hypertension.",
                 f"The pulmonary artery systolic pressure is {adv} elevated at {pasp} mmHg{detail}.",
             ]
-        self.say(_PA, self.pick(options), "pasp_mmhg")
+        self.say(PA, self.pick(options), "pasp_mmhg")
 
     def pulmonary_veins(self) -> None:
         if self.chance(0.35):
@@ -788,7 +789,7 @@ class _Composer:
                     "Normal pulmonary venous flow.",
                 )
             )
-            self.say(_PULMONARY_VEINS, sentence)
+            self.say(PULMONARY_VEINS, sentence)
 
     def findings(self) -> None:
         """All sections, in ``ECHO_SECTIONS`` order."""
@@ -1070,24 +1071,24 @@ def _comparison(prior: StudyTruth, study: StudyTruth, rng: np.random.Generator, 
 
 # Heading names per section: spelled out, abbreviated.
 _HEADINGS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    _LV: (("Left Ventricle", "Left Ventricular Size and Function"), ("LV",)),
-    _WALL_MOTION: (
+    LV: (("Left Ventricle", "Left Ventricular Size and Function"), ("LV",)),
+    WALL_MOTION: (
         ("Resting Segmental Wall Motion Analysis", "Regional Wall Motion", "Wall Motion"),
         ("LV Wall Motion", "Wall Motion"),
     ),
-    _RV: (("Right Ventricle", "Right Ventricular Size and Function"), ("RV",)),
-    _LA: (("Left Atrium",), ("LA",)),
-    _RA: (("Right Atrium",), ("RA",)),
-    _ATRIAL_SEPTUM: (("Atrial Septum", "Interatrial Septum"), ("IAS",)),
-    _MV: (("Mitral Valve",), ("MV",)),
-    _AV: (("Aortic Valve",), ("AV",)),
-    _TV: (("Tricuspid Valve",), ("TV",)),
-    _PV: (("Pulmonic Valve", "Pulmonary Valve"), ("PV",)),
-    _PERICARDIUM: (("Pericardium",), ("Pericardium",)),
-    _AORTA: (("Aorta", "Aortic Root", "Aortic Root and Ascending Aorta"), ("Ao", "Aorta")),
-    _IVC: (("Inferior Vena Cava", "IVC", "Systemic Veins"), ("IVC",)),
-    _PA: (("Pulmonary Artery", "Pulmonary Artery Pressure", "Pulmonary Pressures"), ("PA", "PASP")),
-    _PULMONARY_VEINS: (("Pulmonary Veins",), ("Pulmonary Veins",)),
+    RV: (("Right Ventricle", "Right Ventricular Size and Function"), ("RV",)),
+    LA: (("Left Atrium",), ("LA",)),
+    RA: (("Right Atrium",), ("RA",)),
+    ATRIAL_SEPTUM: (("Atrial Septum", "Interatrial Septum"), ("IAS",)),
+    MV: (("Mitral Valve",), ("MV",)),
+    AV: (("Aortic Valve",), ("AV",)),
+    TV: (("Tricuspid Valve",), ("TV",)),
+    PV: (("Pulmonic Valve", "Pulmonary Valve"), ("PV",)),
+    PERICARDIUM: (("Pericardium",), ("Pericardium",)),
+    AORTA: (("Aorta", "Aortic Root", "Aortic Root and Ascending Aorta"), ("Ao", "Aorta")),
+    IVC: (("Inferior Vena Cava", "IVC", "Systemic Veins"), ("IVC",)),
+    PA: (("Pulmonary Artery", "Pulmonary Artery Pressure", "Pulmonary Pressures"), ("PA", "PASP")),
+    PULMONARY_VEINS: (("Pulmonary Veins",), ("Pulmonary Veins",)),
 }
 # Headings that read as a finding when written alone on a line in mixed case; they get a colon there.
 _FINDING_LIKE: Final = frozenset({"Wall Motion", "Regional Wall Motion", "Pulmonary Artery Pressure"})
