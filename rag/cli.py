@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from rag.errors import RagError
+from rag.cli_common import ConfigOpt, friendly
 from rag.index.cli import index_app
 from rag.retrieve.cli import retrieve_app
 
@@ -27,32 +25,9 @@ app.add_typer(store_app, name="store")
 app.add_typer(index_app, name="index")
 app.add_typer(retrieve_app, name="retrieve")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: $RAG_CONFIG or ./rag.yaml).")
-]
-
-
-def _friendly(fn: F) -> F:
-    """Turn the library's typed errors into a one-line message and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RagError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-        except KeyboardInterrupt:
-            typer.echo("interrupted; what was committed is kept, re-run to complete", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 @app.command()
-@_friendly
+@friendly
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (walked recursively).")],
     config: ConfigOpt = None,
@@ -81,7 +56,7 @@ def ingest(
 
 
 @app.command()
-@_friendly
+@friendly
 def simulate(
     out: Annotated[Path, typer.Option(help="Folder to write the archive to.")] = Path("sim-archive"),
     patients: Annotated[int, typer.Option(min=1, help="Number of patients (1-4 studies each).")] = 10,
@@ -109,7 +84,7 @@ def simulate(
 
 
 @app.command()
-@_friendly
+@friendly
 def train(
     out: Annotated[Path, typer.Option(help="Folder for checkpoints (epoch-NNN.pt and last.pt).")] = Path("checkpoints"),
     encoder: Annotated[
@@ -154,7 +129,7 @@ def train(
 
 
 @app.command()
-@_friendly
+@friendly
 def embed(
     checkpoint: Annotated[Path, typer.Option(help="Encoder checkpoint (from `rag train`).")],
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
@@ -182,7 +157,7 @@ def embed(
 
 
 @app.command("encoders")
-@_friendly
+@friendly
 def encoders_list() -> None:
     """List the encoders of the registry."""
     from rag.encoders import get_spec, list_encoders
@@ -193,7 +168,7 @@ def encoders_list() -> None:
 
 
 @app.command("config")
-@_friendly
+@friendly
 def show_config(config: ConfigOpt = None) -> None:
     """Print the resolved configuration (secrets hidden)."""
     from rag.config import load_config
@@ -203,7 +178,7 @@ def show_config(config: ConfigOpt = None) -> None:
 
 
 @store_app.command("info")
-@_friendly
+@friendly
 def store_info(config: ConfigOpt = None) -> None:
     """Print how many rows each table of the case store holds."""
     from sqlalchemy import func, select

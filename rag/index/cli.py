@@ -11,13 +11,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rag.errors import RagError, VectorIndexError
+from rag.cli_common import ConfigOpt, friendly
+from rag.errors import VectorIndexError
 
 if TYPE_CHECKING:
     from rag.config import RagConfig
@@ -25,28 +25,10 @@ if TYPE_CHECKING:
 
 index_app = typer.Typer(help="Build, describe and verify vector indexes.", no_args_is_help=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 """Environment variable holding a Milvus server token (never written to the manifest)."""
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: $RAG_CONFIG or ./rag.yaml).")
-]
 NameArg = Annotated[str, typer.Argument(help="Index name (a folder under <workspace>/indexes/).")]
-
-
-def _friendly(fn: F) -> F:
-    """Turn the library's typed errors into a one-line message and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RagError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _quiet_openmp() -> None:
@@ -86,7 +68,7 @@ def _embeddings_manifest(folder: Path) -> dict[str, Any]:
 
 
 @index_app.command("build")
-@_friendly
+@friendly
 def build(
     embeddings: Annotated[Path, typer.Option(help="Folder written by `rag embed` (<workspace>/embeddings/...).")],
     name: Annotated[str | None, typer.Option(help="Index name (default: the source).")] = None,
@@ -172,7 +154,7 @@ def build(
 
 
 @index_app.command("info")
-@_friendly
+@friendly
 def info(
     name: NameArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -195,7 +177,7 @@ def info(
 
 
 @index_app.command("list")
-@_friendly
+@friendly
 def list_indexes(config: ConfigOpt = None) -> None:
     """List the indexes of the workspace."""
     from rag.index.store import MANIFEST, read_manifest
@@ -207,7 +189,7 @@ def list_indexes(config: ConfigOpt = None) -> None:
 
 
 @index_app.command("verify")
-@_friendly
+@friendly
 def verify(
     name: NameArg,
     sample: Annotated[int, typer.Option(min=1, help="Stored vectors that must retrieve themselves.")] = 100,

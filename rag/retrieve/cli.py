@@ -9,15 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from rag.errors import RagError
+from rag.cli_common import ConfigOpt, friendly
 
 if TYPE_CHECKING:
     from rag.retrieve.retriever import CaseRetriever
@@ -29,11 +28,7 @@ retrieve_app = typer.Typer(
     no_args_is_help=True,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: $RAG_CONFIG or ./rag.yaml).")
-]
 EmbeddingsOpt = Annotated[
     Path, typer.Option("--embeddings", "-e", help="Embeddings folder written by `rag embed` (encoder@sha).")
 ]
@@ -43,20 +38,6 @@ WeightsOpt = Annotated[
 ]
 IndexKindOpt = Annotated[str, typer.Option("--index-kind", help="auto, flat, hnsw, ivf_flat or ivf_pq.")]
 _INDEX_KINDS = ("auto", "flat", "hnsw", "ivf_flat", "ivf_pq")
-
-
-def _friendly(fn: F) -> F:
-    """Turn the library's typed errors into a one-line message and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RagError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _weights(spec: str) -> ViewWeights:
@@ -88,7 +69,7 @@ def _retriever(config: Path | None, embeddings: Path, weights: str, index_kind: 
 
 
 @retrieve_app.command("fit-view-weights")
-@_friendly
+@friendly
 def fit_view_weights_cmd(
     embeddings: EmbeddingsOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the learned table (.yaml or .csv).")],
@@ -135,7 +116,7 @@ def fit_view_weights_cmd(
 
 
 @retrieve_app.command("fit-thresholds")
-@_friendly
+@friendly
 def fit_thresholds_cmd(
     embeddings: EmbeddingsOpt,
     weights: Annotated[Path, typer.Option("--weights", "-w", help="The weight file; thresholds are written beside.")],
@@ -175,7 +156,7 @@ def _date(value: str | None) -> dt.date | None:
 
 
 @retrieve_app.command("cases")
-@_friendly
+@friendly
 def cases_cmd(
     study: Annotated[int, typer.Argument(help="Study row ID of the query study.")],
     embeddings: EmbeddingsOpt,
@@ -212,7 +193,7 @@ def cases_cmd(
 
 
 @retrieve_app.command("predict")
-@_friendly
+@friendly
 def predict_cmd(
     study: Annotated[int, typer.Argument(help="Study row ID of the query study.")],
     embeddings: EmbeddingsOpt,
@@ -251,7 +232,7 @@ def predict_cmd(
 
 
 @retrieve_app.command("evaluate")
-@_friendly
+@friendly
 def evaluate_cmd(
     embeddings: EmbeddingsOpt,
     archive: Annotated[Path, typer.Option(help="The simulated archive folder (with truth/studies.csv).")],
