@@ -129,7 +129,11 @@ def study_folder(patient: PatientTruth, study: StudyTruth) -> Path:
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    """Write (T, H, W[, 3]) uint8 frames as H.264 MP4 (single-threaded, so the bytes are reproducible)."""
+    """Write (T, H, W[, 3]) uint8 frames as an MPEG-4 Part 2 MP4.
+
+    FFmpeg's own MPEG-4 encoder, single-threaded with the bit-exact flags, writes the same bytes on
+    every run (libx264 did not, from run to run, even single-threaded).
+    """
     import fractions
 
     import av
@@ -138,10 +142,11 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     rgb = frames if frames.ndim == 4 else np.repeat(frames[..., None], 3, axis=-1)
     h, w = rgb.shape[1:3]
     with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream("libx264", rate=fractions.Fraction(round(fps * 1000), 1000))
+        stream = container.add_stream("mpeg4", rate=fractions.Fraction(round(fps * 1000), 1000))
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"threads": "1", "crf": "23", "preset": "veryfast"}
+        stream.options = {"threads": "1", "qscale": "3"}
+        stream.codec_context.thread_count = 1
         stream.codec_context.flags |= Flags.bitexact
         for f in rgb:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
@@ -231,7 +236,7 @@ def _study_job(args: tuple[Path, PatientTruth, int, int, SimulationOptions]) -> 
                     "",
                     view,
                     "",
-                    "h264",
+                    "mpeg4",
                     clip.frames,
                     clip.fps,
                     clip.colour,
