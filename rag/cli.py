@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from rag.cli_common import ConfigOpt, friendly
+from rag.draft.cli import draft_cmd
 from rag.index.cli import index_app
+from rag.kb.cli import kb_app
+from rag.llm.cli import llm_app
 from rag.retrieve.cli import retrieve_app
 
 app = typer.Typer(
@@ -23,7 +26,10 @@ app = typer.Typer(
 store_app = typer.Typer(help="Inspect the case store.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 app.add_typer(index_app, name="index")
+app.add_typer(llm_app, name="llm")
 app.add_typer(retrieve_app, name="retrieve")
+app.add_typer(kb_app, name="kb")
+app.command("draft")(draft_cmd)
 
 
 @app.command()
@@ -199,3 +205,22 @@ def store_info(config: ConfigOpt = None) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+@app.command()
+@friendly
+def demo(
+    patients: Annotated[int, typer.Option(min=3, help="Simulated patients (1-4 studies each).")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs when no checkpoint exists yet.")] = 6,
+    held_out: Annotated[int, typer.Option(min=1, help="Which held-out patient's study to draft.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Processes for simulation and ingestion.")] = 2,
+    seed: int = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """The main job: simulate, ingest, train, embed, index, fit weights, add the KB, draft a held-out study."""
+    from rag.config import load_config
+    from rag.demo import DemoOptions, run_demo
+
+    cfg = load_config(config)
+    opts = DemoOptions(patients=patients, seed=seed, epochs=epochs, workers=workers, held_out=held_out)
+    run_demo(cfg, opts, echo=typer.echo)

@@ -73,6 +73,38 @@ class DeidConfig(_Strict):
         return self
 
 
+class LLMConfig(_Strict):
+    """The report generator: an OpenAI-compatible chat server (vLLM) and how it is started and asked."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible API root the client talks to (ends in /v1)."
+    )
+    model: str = Field(
+        "smollm2-135m-instruct",
+        min_length=1,
+        description="Model name sent with each request; `rag llm serve` serves the model under this name.",
+    )
+    api_key: SecretStr | None = Field(None, description="Bearer token for the server, if it wants one (never logged).")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds to wait for one answer of the server.")
+    max_tokens: int = Field(768, ge=1, le=32768, description="Most tokens generated for one answer.")
+    context_tokens: int = Field(
+        1536, ge=64, le=131072, description="Prompt budget in tokens; the server holds context_tokens + max_tokens."
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy (repeatable).")
+    venv: str = Field(
+        ".venv-vllm",
+        min_length=1,
+        description="Virtual environment holding vLLM (made by services/vllm/setup.sh); a relative path is "
+        "looked up from the current directory, then the workspace.",
+    )
+    model_dir: str = Field(
+        "models/smollm2-135m-instruct",
+        min_length=1,
+        description="Folder `rag llm prepare` writes and `rag llm serve` serves; relative to the workspace.",
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag llm serve` listens on (127.0.0.1).")
+
+
 class RagConfig(BaseSettings):
     """Top-level configuration (``RAG_*`` environment variables)."""
 
@@ -93,6 +125,7 @@ class RagConfig(BaseSettings):
     pseudonym_key: SecretStr | None = Field(None, description="Pseudonymisation key (never logged).")
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     deid: DeidConfig = Field(default_factory=DeidConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rag.config import RagConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -88,3 +91,52 @@ def db_url(request: pytest.FixtureRequest, workspace: Path) -> str:
     server = request.getfixturevalue("postgres_server")
     url: str = server.new_database()
     return url
+
+
+KEY = "retrieve-tests-key"
+
+
+@dataclass(frozen=True)
+class EmbeddedArchive:
+    """An ingested simulated archive and the embeddings folder of a fresh ``echo-video-tiny`` checkpoint.
+
+    The workspace has the default layout: ``<home>/checkpoints/last.pt`` and ``<home>/embeddings/``.
+    """
+
+    archive: Path
+    config: RagConfig
+    embeddings: Path
+    checkpoint: Path
+
+
+@pytest.fixture(scope="session")
+def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchive:
+    """3 simulated patients ingested at 64 px, embedded with an untrained tiny encoder (session-wide)."""
+    from rag.encoders import create, load_checkpoint, save_checkpoint
+    from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.ingest.pipeline import ingest
+    from rag.simulate.archive import SimulationOptions, simulate_archive
+    from rag.store import open_store
+
+    root = tmp_path_factory.mktemp("retrieve")
+    simulate_archive(
+        root / "archive",
+        patients=3,
+        seed=11,
+        options=SimulationOptions(height=64, width=80, doppler_probability=0.7, mp4_probability=0.0),
+    )
+    cfg = load_config(home=root / "ws", pseudonym_key=KEY, ingest={"frames": 16, "size": 64})
+    report = ingest([root / "archive" / "patients"], cfg)
+    assert report.counts["skipped"] == 0
+    ckpt = cfg.home / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    save_checkpoint(create("echo-video-tiny"), ckpt)
+    model, info = load_checkpoint(ckpt)
+    store = open_store(cfg.db_url)
+    try:
+        embed_store(store, cfg.media_dir, cfg.home / "embeddings", model, info.sha256, batch_size=16)
+    finally:
+        store.close()
+    return EmbeddedArchive(
+        root / "archive", cfg, embeddings_dir(cfg.home / "embeddings", model.spec.name, info.sha256), ckpt
+    )

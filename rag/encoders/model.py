@@ -65,13 +65,30 @@ class VideoTower(nn.Module):
 
 
 class TextTower(nn.Module):
-    """Base of text towers: ``tokenize(texts)`` then ``forward(tokens)`` -> (B, embed_dim), not normalised."""
+    """Base of text towers: ``tokenize(texts)`` then ``forward(tokens)`` -> (B, embed_dim), not normalised.
+
+    Towers whose trainable part sits on top of a frozen backbone say so with ``frozen_base = True`` and
+    split ``forward`` into ``base_features(tokens)`` (frozen, cacheable per text) and ``head(base)``;
+    training then computes each distinct text's base features once.
+    """
 
     embed_dim: int
+    frozen_base: bool = False
 
     def tokenize(self, texts: list[str]) -> TextTokens:
         """Tokens of ``texts`` on the CPU (tensors of shape (B, L), int64)."""
         raise NotImplementedError
+
+    def base_features(self, tokens: TextTokens) -> Tensor:
+        """Output of the frozen backbone (towers with ``frozen_base``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no frozen base")
+
+    def head(self, base: Tensor) -> Tensor:
+        """The trainable map from :meth:`base_features` to (B, embed_dim) (towers with ``frozen_base``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no frozen base")
+
+    def fit_base_statistics(self, base: Tensor) -> None:
+        """Fit fixed statistics of the base features (e.g. their mean) on training texts; default: none."""
 
     def external_weights(self) -> ExternalWeights | None:
         """Frozen weights reloadable from a package instead of the checkpoint (None: all are saved)."""

@@ -83,12 +83,19 @@ class TinyVideoKwargs(_Strict):
     Each width is one block (3x3 conv stride 2 + norm + ReLU, 3x3 conv + norm + ReLU), so the frame
     side shrinks by ``2 ** len(widths)`` before global average pooling. Per-frame features get a
     learned temporal position embedding; one learned query attends over them (``heads`` heads) and
-    the result, added to the frame mean and layer-normalised, is the clip feature (``widths[-1]``-d)
-    that the view head reads; a linear layer maps it to the embedding.
+    the result, added to the frame mean and normalised, is the clip feature (``widths[-1]``-d) that
+    the view head reads; a linear layer maps it to the embedding.
+
+    ``feature_norm: batch`` standardises each feature over the batch (running statistics at
+    inference): echo frames share most of their pooled statistics, and a per-sample LayerNorm keeps
+    that shared part, which then dominates every embedding.
     """
 
     widths: tuple[int, ...] = Field((24, 32, 48, 64, 96), min_length=1, max_length=8)
     norm: Literal["group", "batch"] = Field("group", description="GroupNorm (batch-independent) or BatchNorm.")
+    feature_norm: Literal["batch", "layer"] = Field(
+        "batch", description="Clip-feature norm: BatchNorm1d (per feature over the batch) or LayerNorm (per clip)."
+    )
     heads: int = Field(4, ge=1, le=64, description="Heads of the temporal attention pooling.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the projection to the embedding.")
 

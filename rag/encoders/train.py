@@ -2,15 +2,22 @@
 
 Per batch of clips:
 
-- InfoNCE (CLIP loss, both directions) between each clip and its study's report; clips of the same
-  study in a batch are all positives of that report (multi-positive targets);
+- InfoNCE (CLIP loss, both directions) between each clip and its study's report findings (the
+  anatomical sections, Free Text left out, numbers masked: :func:`finding_text`); every clip whose
+  report states the same findings is a positive of that text (multi-positive targets);
 - InfoNCE between each clip and the text of one report section its view informs
   (``rag.encoders.view_sections``), where the clip's view is known;
 - cross-entropy of the view head on clips whose view label is known.
 
 Patients are split into train and held-out sets (no patient in both). Every epoch ends with a line of
-train loss, held-out view accuracy and held-out clip->report recall@1/@5, and a checkpoint; ``resume``
+train loss, held-out view accuracy and held-out clip->report recall@1/@5 (a hit: a report stating the
+clip's study's findings ranks within the top k of the held-out reports), and a checkpoint; ``resume``
 continues from the last checkpoint (weights, optimiser, epoch and random state).
+
+Text towers with a frozen backbone (the default MiniLM) run the backbone once per distinct text: the
+base features are cached for the whole run and only the trainable head sees every batch. A fresh run
+first fits the tower's fixed base statistics (MiniLM: the mean embedding it centres on) on the
+training split's report texts.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +62,7 @@ class ClipItem:
     study_id: int
     patient: str
     view: int  # index into the encoder's view classes, -1 when unknown
-    report: str
+    report: str  # the report's findings: its anatomical sections as "Name: text" lines (Free Text left out)
     sections: dict[str, str]
 
 
@@ -126,7 +134,7 @@ def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> li
             if report is None:
                 continue
             sections = {x.name: x.text for x in report.sections}
-            # the findings, not the header/indication/comparison free text, within the tokenizer's window
+            # the findings, not the header/indication/comparison free text
             findings = "\n".join(f"{name}: {text}" for name, text in sections.items() if name != FREE_TEXT)
             items.append(
                 ClipItem(
@@ -140,6 +148,19 @@ def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> li
                 )
             )
     return items
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def finding_text(text: str) -> str:
+    """The text with every number replaced by ``#``: what the contrastive losses compare.
+
+    Reports stating the same findings then share one text (a positive for all their clips) instead of
+    differing only in a stranger's exact numbers, which a sentence encoder does not read well anyway;
+    measurements are predicted by the neighbour vote, not by the text embedding.
+    """
+    return _NUMBER.sub("#", text)
 
 
 def split_by_patient(
@@ -188,6 +209,39 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+class TextEncoder:
+    """``encode_text`` for training, caching frozen base features per distinct text."""
+
+    def __init__(self, model: EchoEncoder, *, batch_size: int = 64) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.model.text.frozen_base)
+
+    def base(self, texts: Sequence[str]) -> torch.Tensor:
+        """Frozen base features of ``texts`` (computed once per distinct text), on the model's device."""
+        import torch
+
+        todo = sorted({t for t in texts if t not in self.cache})
+        with torch.no_grad():
+            for i in range(0, len(todo), self.batch_size):
+                chunk = todo[i : i + self.batch_size]
+                feats = self.model.text.base_features(self.model.tokenize(chunk)).float()
+                self.cache.update(zip(chunk, feats, strict=True))
+        return torch.stack([self.cache[t] for t in texts]).to(self.model.device)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """(B, D) L2-normalised text embeddings, as ``EchoEncoder.encode_text`` gives them."""
+        import torch.nn.functional as F
+
+        if not self.cached or not texts:
+            return self.model.encode_text(texts)
+        return F.normalize(self.model.text.head(self.base(texts)).float(), dim=-1)
+
+
 def _multi_positive_nce(sim: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE where ``positive[i, j]`` marks every matching pair (rows: clips, cols: texts)."""
     import torch.nn.functional as F
@@ -201,21 +255,25 @@ def _multi_positive_nce(sim: torch.Tensor, positive: torch.Tensor) -> torch.Tens
 
 
 def _batch_loss(
-    model: EchoEncoder, video: torch.Tensor, batch: Sequence[ClipItem], cfg: TrainConfig, rng: random.Random
+    model: EchoEncoder,
+    text: TextEncoder,
+    video: torch.Tensor,
+    batch: Sequence[ClipItem],
+    cfg: TrainConfig,
+    rng: random.Random,
 ) -> torch.Tensor:
     import torch
     import torch.nn.functional as F
 
     emb, view_logits = model.video_features(video)
     scale = model.logit_scale.exp().clamp(max=100)
-    # clip <-> report (one text per distinct study in the batch)
-    studies = sorted({it.study_id for it in batch})
-    col = {sid: j for j, sid in enumerate(studies)}
-    texts = [next(it.report for it in batch if it.study_id == sid) for sid in studies]
-    text_emb = model.encode_text(texts)
-    positive = torch.zeros(len(batch), len(studies), dtype=torch.bool, device=emb.device)
+    # clip <-> report (one column per distinct findings text in the batch)
+    reports = sorted({finding_text(it.report) for it in batch})
+    col = {t: j for j, t in enumerate(reports)}
+    text_emb = text.encode_text(reports)
+    positive = torch.zeros(len(batch), len(reports), dtype=torch.bool, device=emb.device)
     for i, it in enumerate(batch):
-        positive[i, col[it.study_id]] = True
+        positive[i, col[finding_text(it.report)]] = True
     loss = _multi_positive_nce(scale * emb @ text_emb.t(), positive)
     # clip <-> a section its view informs
     view_names = model.spec.view_classes
@@ -225,11 +283,11 @@ def _batch_loss(
             continue
         options = [it.sections[s] for s in informed_sections(view_names[it.view]) if s in it.sections]
         if options:
-            pairs.append((i, rng.choice(options)))
+            pairs.append((i, finding_text(rng.choice(options))))
     if len(pairs) > 1 and cfg.section_loss_weight > 0:
         section_texts = sorted({t for _, t in pairs})
         tcol = {t: j for j, t in enumerate(section_texts)}
-        sec_emb = model.encode_text(section_texts)
+        sec_emb = text.encode_text(section_texts)
         rows = torch.tensor([i for i, _ in pairs], device=emb.device)
         spos = torch.zeros(len(pairs), len(section_texts), dtype=torch.bool, device=emb.device)
         for r, (_, t) in enumerate(pairs):
@@ -244,7 +302,12 @@ def _batch_loss(
 
 
 def evaluate(
-    model: EchoEncoder, items: Sequence[ClipItem], *, batch_size: int = 32, workers: int = 0
+    model: EchoEncoder,
+    items: Sequence[ClipItem],
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    text: TextEncoder | None = None,
 ) -> dict[str, float]:
     """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report)."""
     import torch
@@ -263,23 +326,26 @@ def evaluate(
             embs.append(e.float().cpu())
             preds.append(logits.argmax(dim=1).cpu())
         studies = sorted({it.study_id for it in items})
-        reports = [next(it.report for it in items if it.study_id == sid) for sid in studies]
-        text = torch.cat(
-            [model.encode_text(reports[i : i + batch_size]).float().cpu() for i in range(0, len(reports), batch_size)]
+        reports = sorted({finding_text(it.report) for it in items})
+        enc = text or TextEncoder(model)
+        report_emb = torch.cat(
+            [enc.encode_text(reports[i : i + batch_size]).float().cpu() for i in range(0, len(reports), batch_size)]
         )
     emb = torch.cat(embs)
     pred = torch.cat(preds)
-    truth = torch.tensor([studies.index(it.study_id) for it in items])
-    ranks = (emb @ text.t()).argsort(dim=1, descending=True)
+    study_of = torch.tensor([studies.index(it.study_id) for it in items])
+    truth = torch.tensor([reports.index(finding_text(it.report)) for it in items])
+    ranks = (emb @ report_emb.t()).argsort(dim=1, descending=True)
     hit_rank = (ranks == truth[:, None]).float().argmax(dim=1)
     views = torch.tensor([it.view for it in items])
     known = views >= 0
     acc = float((pred[known] == views[known]).float().mean()) if bool(known.any()) else float("nan")
     # study level: the mean of a study's clip embeddings ranks the held-out reports
-    study_emb = torch.stack([emb[truth == j].mean(dim=0) for j in range(len(studies))])
+    study_emb = torch.stack([emb[study_of == j].mean(dim=0) for j in range(len(studies))])
     study_emb = torch.nn.functional.normalize(study_emb, dim=1)
-    study_rank = (study_emb @ text.t()).argsort(dim=1, descending=True)
-    study_hit = (study_rank == torch.arange(len(studies))[:, None]).float().argmax(dim=1)
+    study_truth = torch.stack([truth[study_of == j][0] for j in range(len(studies))])
+    study_rank = (study_emb @ report_emb.t()).argsort(dim=1, descending=True)
+    study_hit = (study_rank == study_truth[:, None]).float().argmax(dim=1)
     return {
         "view_accuracy": acc,
         "recall_at_1": float((hit_rank < 1).float().mean()),
@@ -349,6 +415,17 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
     if not items:
         raise TrainingError("no stored clip has a report: ingest studies with their reports first")
     train_items, val_items = split_by_patient(items, cfg.val_fraction, cfg.seed)
+    text = TextEncoder(model)
+    if text.cached:
+        # every text once, in one fixed order and batching, so a resumed run sees the very same features
+        text.base(
+            sorted(
+                {finding_text(it.report) for it in items}
+                | {finding_text(t) for it in items for name, t in it.sections.items() if name != FREE_TEXT}
+            )
+        )
+        if info is None:
+            model.text.fit_base_statistics(text.base(sorted({finding_text(it.report) for it in train_items})))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if info is not None and info.optimizer:
@@ -358,7 +435,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             torch.set_rng_state(torch.tensor(rng_state, dtype=torch.uint8))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.precision in ("auto", "fp16"))
     if start_epoch == 0:
-        m = evaluate(model, val_items, batch_size=cfg.batch_size)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text)
         base = EpochMetrics(
             0,
             float("nan"),
@@ -386,7 +463,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         for video, idx in bar:
             batch = [train_items[int(i)] for i in idx]
             with _autocast(cfg, device):
-                loss = _batch_loss(model, video.to(device), batch, cfg, rng)
+                loss = _batch_loss(model, text, video.to(device), batch, cfg, rng)
             if not math.isfinite(float(loss.detach())):
                 raise TrainingError(
                     f"loss became {float(loss.detach())} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
@@ -399,7 +476,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             n += len(batch)
             bar.set_postfix(loss=f"{total / max(n, 1):.3f}")
         bar.close()
-        m = evaluate(model, val_items, batch_size=cfg.batch_size)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text)
         metrics = EpochMetrics(
             epoch,
             total / max(n, 1),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CANONICAL_UNITS", "Measurement", "extract_measurements"]
+__all__ = ["CANONICAL_UNITS", "Measurement", "MeasurementSpan", "extract_measurements", "measurement_spans"]
 
 
 @dataclass(frozen=True)
@@ -250,18 +250,38 @@ def _measurement(rule: _Rule, match: re.Match[str]) -> Measurement | None:
     return Measurement(name=rule.name, value=value, unit=rule.unit)
 
 
+@dataclass(frozen=True)
+class MeasurementSpan:
+    """A measurement found in a text and where its value stands: ``text[start:end]`` is the number,
+    range and unit (``"60 to 65%"``), without the label."""
+
+    measurement: Measurement
+    start: int
+    end: int
+
+
+def measurement_spans(text: str) -> list[MeasurementSpan]:
+    """Measurements named in ``text`` with the spans of their values, in text order, at most one per name.
+
+    Never raises on odd text: anything that does not read as label, number and fitting unit is
+    skipped.
+    """
+    found: list[tuple[int, int, MeasurementSpan]] = []
+    for order, (rule, pattern) in enumerate(_PATTERNS):
+        for match in pattern.finditer(text):
+            measurement = _measurement(rule, match)
+            if measurement is not None:
+                end = match.end("unit") if match["unit"] is not None else match.end()
+                found.append((match.start(), order, MeasurementSpan(measurement, match.start("lo"), end)))
+                break
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [span for _, _, span in found]
+
+
 def extract_measurements(text: str) -> list[Measurement]:
     """Measurements named in ``text``, in text order, at most one per name (the first plausible one).
 
     Never raises on odd text: anything that does not read as label, number and fitting unit is
     skipped.
     """
-    found: list[tuple[int, int, Measurement]] = []
-    for order, (rule, pattern) in enumerate(_PATTERNS):
-        for match in pattern.finditer(text):
-            measurement = _measurement(rule, match)
-            if measurement is not None:
-                found.append((match.start(), order, measurement))
-                break
-    found.sort(key=lambda item: (item[0], item[1]))
-    return [measurement for _, _, measurement in found]
+    return [span.measurement for span in measurement_spans(text)]

@@ -129,7 +129,7 @@ def _plan_dicom(ctx: _Context, src: SourceFile) -> _DicomPlan | None:
     with ctx.store.session() as s:
         stored = existing_content(s, deid.sop_uid_hash)
     if stored is not None and pixel_data_sha256(read_dicom(src.path)) == stored.source_sha256:
-        ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels"))
+        ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels", record=stored.record))
         return None
     # New, or the same UID with other encoded bytes: decode, then compare decoded pixels when storing.
     return _DicomPlan(src, target)
@@ -142,7 +142,7 @@ def _plan_other(ctx: _Context, src: SourceFile) -> MediaTarget | None:
     with ctx.store.session() as s:
         stored = existing_content(s, instance)
     if stored is not None:
-        ctx.report.add(_outcome(src, "duplicate", "file already stored (same content)"))
+        ctx.report.add(_outcome(src, "duplicate", "file already stored (same content)", record=stored.record))
         return None
     study = ctx.linker.study_for_folder(src.path.parent, ctx.pz)
     series = SeriesKey(
@@ -283,7 +283,9 @@ def _store_one(ctx: _Context, src: SourceFile, target: MediaTarget, item: Prepar
         stored = existing_content(s, target.instance_uid_hash)
     if stored is not None:
         if stored.content_sha256 == item.content_sha256:
-            ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels"))
+            ctx.report.add(
+                _outcome(src, "duplicate", "instance already stored with the same pixels", record=stored.record)
+            )
         else:
             ctx.report.add(
                 _outcome(

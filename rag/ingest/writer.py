@@ -51,16 +51,19 @@ class MediaTarget:
 class StoredHashes:
     source_sha256: str
     content_sha256: str
+    record: str | None = None  # the stored row, e.g. "clip:12"
 
 
 def existing_content(session: Session, instance_uid_hash: str) -> StoredHashes | None:
     """The hashes stored for an instance (clip or still), or ``None`` when it is new."""
-    for model in (Clip, StillImage):
+    for kind, model in (("clip", Clip), ("image", StillImage)):
         found = session.execute(
-            select(model.source_sha256, model.content_sha256).where(model.instance_uid_hash == instance_uid_hash)
+            select(model.source_sha256, model.content_sha256, model.id).where(
+                model.instance_uid_hash == instance_uid_hash
+            )
         ).first()
         if found is not None:
-            return StoredHashes(found[0], found[1])
+            return StoredHashes(found[0], found[1], f"{kind}:{found[2]}")
     return None
 
 

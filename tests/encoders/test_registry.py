@@ -53,7 +53,13 @@ def test_specs_carry_their_preprocessing() -> None:
 
 def test_kwargs_defaults_are_filled_in() -> None:
     kwargs = enc.get_spec("echo-video-tiny").video.kwargs
-    assert kwargs == {"widths": [24, 32, 48, 64, 96], "norm": "group", "heads": 4, "dropout": 0.1}
+    assert kwargs == {
+        "widths": [24, 32, 48, 64, 96],
+        "norm": "group",
+        "feature_norm": "batch",
+        "heads": 4,
+        "dropout": 0.1,
+    }
 
 
 def test_unknown_name_suggests_the_closest() -> None:

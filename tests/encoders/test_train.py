@@ -12,7 +12,7 @@ from rag.store import open_store
 
 
 def _cfg(out: Path, **kw: object) -> TrainConfig:
-    base = dict(out=out, epochs=2, batch_size=8, lr=2e-3, val_fraction=0.34, seed=1, workers=0, progress=False)
+    base = dict(out=out, epochs=2, batch_size=8, lr=1e-3, val_fraction=0.34, seed=1, workers=0, progress=False)
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rag.encoders.digest import file_sha256
@@ -76,6 +77,8 @@ class MiniLMTextTower(TextTower):
         frozen: whether the backbone's weights are frozen (then it also stays in eval mode).
     """
 
+    center: Tensor
+
     def __init__(self, *, embed_dim: int, max_length: int, freeze: bool = True, projection: str = "linear") -> None:
         super().__init__()
         from sentence_transformers import SentenceTransformer
@@ -83,6 +86,11 @@ class MiniLMTextTower(TextTower):
         self.backbone = SentenceTransformer(str(minilm_dir()), device="cpu")
         self.backbone.max_seq_length = max_length
         self.frozen = freeze
+        self.frozen_base = freeze
+        # all-MiniLM-L6-v2 puts every echo sentence in one narrow cone (mean pairwise cosine ~0.87 for
+        # whole reports); subtracting the training texts' mean embedding and re-normalising spreads them
+        # (mean cosine ~0), and a bias-free projection keeps them apart
+        self.register_buffer("center", torch.zeros(BASE_DIM))
         if freeze:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
@@ -90,7 +98,7 @@ class MiniLMTextTower(TextTower):
         if projection == "mlp":
             self.proj = nn.Sequential(nn.Linear(BASE_DIM, BASE_DIM), nn.GELU(), nn.Linear(BASE_DIM, embed_dim))
         else:
-            self.proj = nn.Linear(BASE_DIM, embed_dim)
+            self.proj = nn.Linear(BASE_DIM, embed_dim, bias=False)
         self.embed_dim = embed_dim
 
     def train(self, mode: bool = True) -> MiniLMTextTower:
@@ -112,10 +120,23 @@ class MiniLMTextTower(TextTower):
         emb: Tensor = out["sentence_embedding"]
         return emb
 
+    def base_features(self, tokens: TextTokens) -> Tensor:
+        """The frozen 384-d sentence embeddings (cacheable per text while the backbone is frozen)."""
+        return self.sentence_embeddings(tokens)
+
+    def head(self, base: Tensor) -> Tensor:
+        """384-d sentence embeddings -> (B, embed_dim): centred, re-normalised, then projected."""
+        out: Tensor = self.proj(F.normalize(base - self.center, dim=-1))
+        return out
+
+    def fit_base_statistics(self, base: Tensor) -> None:
+        """Centre on the mean sentence embedding of the training texts (saved with the checkpoint)."""
+        with torch.no_grad():
+            self.center.copy_(base.float().mean(dim=0).to(self.center.device))
+
     def forward(self, tokens: TextTokens) -> Tensor:
         """Tokens -> (B, embed_dim) float32, not normalised."""
-        out: Tensor = self.proj(self.sentence_embeddings(tokens))
-        return out
+        return self.head(self.sentence_embeddings(tokens))
 
     def external_weights(self) -> ExternalWeights | None:
         """The frozen backbone is reloaded from the package rather than saved."""

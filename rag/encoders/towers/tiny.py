@@ -34,6 +34,7 @@ class TinyVideoTower(VideoTower):
         embed_dim: int,
         widths: tuple[int, ...] = (24, 32, 48, 64, 96),
         norm: str = "group",
+        feature_norm: str = "batch",
         heads: int = 4,
         dropout: float = 0.1,
     ) -> None:
@@ -57,7 +58,7 @@ class TinyVideoTower(VideoTower):
         self.pos_embed = nn.Parameter(torch.zeros(1, frames, channels))
         self.query = nn.Parameter(torch.zeros(1, 1, channels))
         self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.norm = nn.LayerNorm(channels)
+        self.norm: nn.Module = nn.BatchNorm1d(channels) if feature_norm == "batch" else nn.LayerNorm(channels)
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, embed_dim))
         self.feature_dim = channels
         self.embed_dim = embed_dim
@@ -85,6 +86,7 @@ def build_video(ctx: BuildContext) -> TinyVideoTower:
         embed_dim=ctx.embed_dim,
         widths=kw.widths,
         norm=kw.norm,
+        feature_norm=kw.feature_norm,
         heads=kw.heads,
         dropout=kw.dropout,
     )

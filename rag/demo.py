@@ -1,0 +1,226 @@
+"""``rag demo``: the main job end to end on the embedded default (no server, no GPU, no download).
+
+Steps, each reusing what an earlier run left in the workspace:
+
+1. simulate an echo archive (real DICOM, MP4 and report files with ground truth);
+2. ingest it (de-identified) into the case store;
+3. train the tiny encoder contrastively (reused when ``checkpoints/last.pt`` exists);
+4. embed every clip and report section;
+5. build the vector indexes of clips and report sections;
+6. learn the section x view weight table and the vote thresholds;
+7. add the starter knowledge base;
+8. draft the report of a study of a patient the training held out, print it beside the study's own
+   report, and write it as Markdown, JSON and HTML.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.config import RagConfig
+
+__all__ = ["DemoOptions", "run_demo"]
+
+STEPS = ("simulate", "ingest", "train", "embed", "index", "view weights", "knowledge base", "draft")
+
+
+@dataclass
+class DemoOptions:
+    """What the demo builds: archive size, training length, which held-out study to draft."""
+
+    patients: int = 12
+    seed: int = 0
+    epochs: int = 6
+    workers: int = 2
+    held_out: int = 1
+    progress: bool = field(default_factory=lambda: sys.stderr.isatty())
+
+
+@dataclass
+class _Timer:
+    echo: Callable[[str], None]
+    times: dict[str, float] = field(default_factory=dict)
+
+    def step(self, n: int, name: str, note: str = "") -> _Step:
+        self.echo(f"[{n}/{len(STEPS)}] {name}{f' ({note})' if note else ''}")
+        return _Step(self, name)
+
+
+@dataclass
+class _Step:
+    timer: _Timer
+    name: str
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __enter__(self) -> _Step:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.t0
+        self.timer.times[self.name] = seconds
+        if exc[0] is None:
+            self.timer.echo(f"      done in {seconds:.1f} s")
+
+
+def run_demo(cfg: RagConfig, opts: DemoOptions, *, echo: Callable[[str], None] = print) -> Path:
+    """Run the main job in ``cfg.home``; returns the folder of the written drafts."""
+    from tqdm import tqdm
+
+    from rag.simulate.archive import simulate_archive
+
+    home = cfg.home
+    home.mkdir(parents=True, exist_ok=True)
+    archive = home / "archive"
+    checkpoint = home / "checkpoints" / "last.pt"
+    timer = _Timer(echo)
+    total0 = time.perf_counter()
+
+    done = (archive / "truth" / "studies.csv").is_file()
+    with timer.step(1, "simulate archive", "reused" if done else f"{opts.patients} patients"):
+        if not done:
+            with tqdm(desc="simulate", unit="study", disable=not opts.progress) as bar:
+                s = simulate_archive(
+                    archive, patients=opts.patients, seed=opts.seed, workers=opts.workers, progress=bar.update
+                )
+            echo(f"      {s.patients} patients, {s.studies} studies, {s.clips} clips, {s.reports} reports")
+
+    with timer.step(2, "ingest"):
+        _ingest(cfg, archive, opts, echo)
+
+    done = checkpoint.is_file()
+    with timer.step(3, "train encoder", "reused checkpoint" if done else f"{opts.epochs} epochs on CPU"):
+        if not done:
+            _train(cfg, checkpoint, opts, echo)
+
+    from rag.encoders import load_checkpoint
+    from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.store import open_store
+
+    store = open_store(cfg.db_url)
+    try:
+        with timer.step(4, "embed clips and report sections"):
+            model, info = load_checkpoint(checkpoint)
+            counts = embed_store(store, cfg.media_dir, home / "embeddings", model, info.sha256, progress=opts.progress)
+            echo("      " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        folder = embeddings_dir(home / "embeddings", model.spec.name, info.sha256)
+        with timer.step(5, "build vector indexes"):
+            _indexes(cfg, folder, echo)
+        with timer.step(6, "learn view weights and vote thresholds"):
+            _view_weights(cfg, store, folder, echo)
+    finally:
+        store.close()
+
+    with timer.step(7, "knowledge base", "starter notes"):
+        from rag.kb import add_documents, starter_dir
+
+        result = add_documents([starter_dir()], home / "kb")
+        echo(f"      {result.summary()}")
+
+    with timer.step(8, "draft a held-out study"):
+        out = _draft(cfg, checkpoint, opts, echo)
+    total = time.perf_counter() - total0
+    echo("")
+    echo("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in timer.times.items()))
+    echo(f"total: {total:.0f} s; drafts in {out}")
+    return out
+
+
+def _ingest(cfg: RagConfig, archive: Path, opts: DemoOptions, echo: Callable[[str], None]) -> None:
+    from rag.ingest.pipeline import ingest
+
+    cfg.ingest.workers = opts.workers
+    report = ingest([archive / "patients"], cfg, progress=opts.progress)
+    echo(f"      {report.summary()}")
+
+
+def _train(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> None:
+    from rag.encoders.train import TrainConfig, train
+    from rag.store import open_store
+
+    store = open_store(cfg.db_url)
+    try:
+        tc = TrainConfig(out=checkpoint.parent, epochs=opts.epochs, seed=opts.seed, progress=opts.progress, workers=1)
+        train(store, cfg.media_dir, tc, log_line=lambda line: echo(f"      {line}"))
+    finally:
+        store.close()
+
+
+def _indexes(cfg: RagConfig, folder: Path, echo: Callable[[str], None]) -> None:
+    import json
+
+    from rag.encoders.embed import MANIFEST, load_embeddings
+    from rag.index.faiss_index import build_index
+    from rag.index.store import manifest_for, save_index
+
+    source = json.loads((folder / MANIFEST).read_text())
+    for kind in ("clips", "sections"):
+        vectors = load_embeddings(folder, kind)
+        index = build_index(vectors.vectors, vectors.ids, kind="auto")
+        manifest = manifest_for(
+            index,
+            name=kind,
+            encoder=str(source["encoder"]),
+            checkpoint_sha256=str(source["checkpoint_sha256"]),
+            source=kind,
+            preprocessing=dict(source.get("preprocessing", {})),
+            embeddings_dir=folder.resolve(),
+        )
+        save_index(index, cfg.indexes_dir / kind, manifest)
+        echo(f"      {kind}: {index.kind} index of {len(index)} vectors in {cfg.indexes_dir / kind}")
+
+
+def _view_weights(cfg: RagConfig, store: object, folder: Path, echo: Callable[[str], None]) -> None:
+    from rag.draft.drafter import WEIGHTS_FILE
+    from rag.retrieve import (
+        CaseRetriever,
+        NeighbourVoter,
+        ViewWeights,
+        fit_thresholds,
+        fit_view_weights,
+        split_patients,
+        thresholds_path,
+    )
+    from rag.store import Store
+
+    assert isinstance(store, Store)
+    retriever = CaseRetriever(store, folder, ViewWeights.default())
+    catalog = retriever.catalog
+    usable = {s: catalog.studies[s].patient_id for s in catalog.studies if s in retriever.studies}
+    val, train = split_patients(usable, (0.25,), seed=0)
+    result = fit_view_weights(retriever, train_studies=train, val_studies=val)
+    path = result.weights.save(cfg.home / WEIGHTS_FILE, header=result.lines())
+    for line in result.lines()[-2:]:
+        echo(f"      {line}")
+    voter = NeighbourVoter(retriever.with_weights(result.weights), k=50)
+    fitted = fit_thresholds(voter, val)
+    fitted.save(thresholds_path(path))
+    echo(f"      weights: {path}; thresholds for {len(fitted.values)} findings")
+
+
+def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> Path:
+    from rag.draft.cli import ground_truth_text, held_out_studies
+    from rag.draft.drafter import Drafter
+    from rag.draft.render import render_markdown, write_report
+
+    drafter = Drafter(cfg, checkpoint=checkpoint)
+    studies = held_out_studies(checkpoint, drafter.store)
+    if not studies:
+        raise RuntimeError("the checkpoint records no held-out patient; retrain with a held-out split")
+    study = studies[(opts.held_out - 1) % len(studies)]
+    t0 = time.perf_counter()
+    report = drafter.draft(study)
+    echo(f"      study {study} drafted in {1000 * (time.perf_counter() - t0):.0f} ms (first draft loads the indexes)")
+    truth = ground_truth_text(drafter.store, study)
+    out = cfg.home / "drafts"
+    for suffix in ("md", "json", "html"):
+        path = write_report(
+            report, out / f"study-{study}.{suffix}", media_dir=cfg.media_dir, store=drafter.store, ground_truth=truth
+        )
+        echo(f"      wrote {path}")
+    echo("")
+    echo(render_markdown(report, ground_truth=truth))
+    return out

@@ -1,0 +1,81 @@
+"""The real thing: the converted SmolLM2 model served by vLLM (CPU build here), asked for schema-bound JSON."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.llm import ChatClient, VLLMServer
+
+
+class ValveFinding(BaseModel):
+    """The small answer the model must give."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    valve: Literal["mitral", "aortic", "tricuspid", "pulmonary"]
+    regurgitation: Literal["none", "mild", "moderate", "severe"]
+    summary: str = Field(max_length=160)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_vllm_serves_schema_bound_json(prepared_model: Path, vllm_venv: Path, tmp_path: Path) -> None:
+    schema = ValveFinding.model_json_schema()
+    messages = [
+        {"role": "system", "content": "You summarise echocardiography findings as JSON."},
+        {"role": "user", "content": "Finding: moderate mitral regurgitation with a central jet. Give the JSON."},
+    ]
+    server = VLLMServer(
+        prepared_model,
+        venv=vllm_venv,
+        served_model_name="smollm2-test",
+        log_path=tmp_path / "vllm.log",
+        max_model_len=1024,
+        startup_timeout=420,
+    )
+    t0 = time.perf_counter()
+    with server:
+        pid = server.pid
+        assert pid is not None and server.running
+        assert len(_group_members(pid)) >= 2  # the API server and its engine process
+        client = ChatClient(server.base_url, "smollm2-test", timeout=120)
+        assert client.health() and client.models() == ["smollm2-test"]
+        done = client.complete_json(messages, schema, schema_name="valve_finding", max_tokens=120)
+        finding = ValveFinding.model_validate(done.data)
+        print(
+            f"\nstartup={server.startup_seconds:.1f}s answer={done.text!r} "
+            f"prompt={done.usage.prompt_tokens} completion={done.usage.completion_tokens} "
+            f"seconds={done.usage.seconds:.2f} tokens/s={done.usage.tokens_per_second:.1f}"
+        )
+        assert done.finish_reason == "stop"
+        assert finding.valve == "mitral"  # named in the prompt; greedy decoding copies it
+        assert done.usage.prompt_tokens > 20 and done.usage.completion_tokens > 5
+        assert done.model == "smollm2-test"
+    assert not server.running and server.pid is None
+    assert not _alive(pid) and _group_members(pid) == []
+    assert "Application startup complete" in (tmp_path / "vllm.log").read_text()
+    assert time.perf_counter() - t0 < 600
