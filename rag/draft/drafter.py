@@ -181,13 +181,18 @@ class Drafter:
         if name == "extractive":
             return ExtractiveGenerator()
         if name == "openai":
-            from rag.draft.llm import OpenAIGenerator
+            from rag.draft.llm import OpenAIGenerator, estimate_tokens, tokenizer_counter
             from rag.llm.client import ChatClient
 
             llm = self.config.llm
             client = ChatClient(llm.base_url, llm.model, api_key=llm.api_key, timeout=llm.timeout_s)
+            counter = tokenizer_counter(self.config.home / llm.model_dir) or estimate_tokens
             return OpenAIGenerator(
-                client, context_tokens=llm.context_tokens, max_tokens=llm.max_tokens, temperature=llm.temperature
+                client,
+                context_tokens=llm.context_tokens,
+                max_tokens=llm.max_tokens,
+                temperature=llm.temperature,
+                count_tokens=counter,
             )
         raise DraftingError(f"unknown generator {name!r}; use 'extractive' or 'openai'")
 

@@ -2,7 +2,7 @@
 
 The prompt numbers the retrieved cases ``[1]..[n]`` and knowledge passages ``[P1]..[Pm]``, states k,
 and says they are references from other patients, not diagnoses of this one. The model answers
-with JSON that must match :data:`DRAFT_SCHEMA` (sent as ``response_format: json_schema``); each
+with JSON that must match :func:`draft_schema` (sent as ``response_format: json_schema``); each
 sentence lists the case and passage numbers it rests on, which become the sentence's evidence.
 
 The context is packed into a token budget in priority order (every section's best case first, then
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,7 +27,15 @@ from rag.draft.text import fill_measurements, format_value
 from rag.errors import RagError
 from rag.ingest.sections import ECHO_SECTIONS
 
-__all__ = ["DRAFT_SCHEMA", "JSONClient", "LLMDraft", "OpenAIGenerator", "PackedPrompt", "build_prompt"]
+__all__ = [
+    "DRAFT_SCHEMA",
+    "JSONClient",
+    "LLMDraft",
+    "OpenAIGenerator",
+    "PackedPrompt",
+    "build_prompt",
+    "draft_schema",
+]
 
 
 class DraftError(RagError):
@@ -54,38 +63,65 @@ class LLMDraft(_Strict):
     sections: list[LLMSection]
 
 
-DRAFT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "sections": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "enum": list(ECHO_SECTIONS)},
-                    "sentences": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "text": {"type": "string"},
-                                "cases": {"type": "array", "items": {"type": "integer"}},
-                                "passages": {"type": "array", "items": {"type": "integer"}},
+MAX_SENTENCES = 4
+MAX_CITATIONS = 3
+MAX_SENTENCE_CHARS = 300
+
+
+def _numbers(n: int | None) -> dict[str, Any]:
+    """An array of citation numbers: any integers (n None), ``1..n``, or none at all (n 0)."""
+    if n is None:
+        return {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_CITATIONS}
+    if n == 0:
+        return {"type": "array", "items": {"type": "integer"}, "maxItems": 0}
+    return {"type": "array", "items": {"type": "integer", "enum": list(range(1, n + 1))}, "maxItems": MAX_CITATIONS}
+
+
+def draft_schema(n_cases: int | None = None, n_passages: int | None = None) -> dict[str, Any]:
+    """JSON schema of :class:`LLMDraft`, written out flat (no ``$ref``) for the widest server support.
+
+    Bounded so that constrained decoding always ends: each of the 15 sections at most once in spirit
+    (at most 15 entries), at most 4 sentences of at most 300 characters, at most 3 citations each;
+    given the prompt's counts, citations may only name cases ``1..n_cases`` and passages
+    ``1..n_passages``.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "sections": {
+                "type": "array",
+                "maxItems": len(ECHO_SECTIONS),
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "enum": list(ECHO_SECTIONS)},
+                        "sentences": {
+                            "type": "array",
+                            "maxItems": MAX_SENTENCES,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "text": {"type": "string", "maxLength": MAX_SENTENCE_CHARS},
+                                    "cases": _numbers(n_cases),
+                                    "passages": _numbers(n_passages),
+                                },
+                                "required": ["text", "cases", "passages"],
+                                "additionalProperties": False,
                             },
-                            "required": ["text", "cases", "passages"],
-                            "additionalProperties": False,
                         },
                     },
+                    "required": ["name", "sentences"],
+                    "additionalProperties": False,
                 },
-                "required": ["name", "sentences"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["sections"],
-    "additionalProperties": False,
-}
-"""JSON schema of :class:`LLMDraft`, written out flat (no ``$ref``) for the widest server support."""
+            }
+        },
+        "required": ["sections"],
+        "additionalProperties": False,
+    }
+
+
+DRAFT_SCHEMA: dict[str, Any] = draft_schema()
+"""The answer's schema without the per-prompt citation ranges (:func:`draft_schema`)."""
 
 SYSTEM_PROMPT = (
     "You draft transthoracic echocardiography reports for a cardiologist to check. You are given "
@@ -115,8 +151,19 @@ class JSONClient(Protocol):
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token estimate for English clinical text (~3.5 characters per token)."""
-    return int(len(text) / 3.5) + 1
+    """A conservative token estimate for clinical text with numbers (~3 characters per token)."""
+    return len(text) // 3 + 1
+
+
+def tokenizer_counter(model_dir: Path) -> Callable[[str], int] | None:
+    """Exact token counts with the served model's ``tokenizer.json``, when the model folder holds one."""
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids) + 4  # + chat-template markers
 
 
 @dataclass(frozen=True)
@@ -128,6 +175,11 @@ class PackedPrompt:
     passages: dict[int, KBEvidence]
     dropped: list[str]
     tokens: int
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The answer's schema, citations limited to the numbers this prompt holds."""
+        return draft_schema(len(self.cases), len(self.passages))
 
 
 def _measurement_lines(context: DraftContext) -> list[str]:
@@ -225,7 +277,8 @@ class OpenAIGenerator:
         context_tokens: the prompt's token budget.
         max_tokens: the answer's token limit.
         temperature: sampling temperature (0: greedy).
-        count_tokens: token counter for packing (default: an estimate of ~3.5 characters per token).
+        count_tokens: token counter for packing (default: an estimate of ~3 characters per token;
+            :func:`tokenizer_counter` counts exactly with the served model's tokenizer).
     """
 
     name = "openai"
@@ -256,7 +309,7 @@ class OpenAIGenerator:
         prompt = build_prompt(context, budget=self.context_tokens, count_tokens=self.count_tokens)
         completion = self.client.complete_json(
             prompt.messages,
-            DRAFT_SCHEMA,
+            prompt.schema,
             schema_name="echo_report_draft",
             max_tokens=self.max_tokens,
             temperature=self.temperature,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rag.draft import DRAFT_SCHEMA, Drafter, OpenAIGenerator, build_prompt
-from rag.draft.llm import DraftError, LLMDraft
+from rag.draft.llm import DraftError, LLMDraft, draft_schema
 from rag.draft.report import CaseEvidence, MeasurementEvidence
 from tests.conftest import EmbeddedArchive
 
@@ -84,7 +84,8 @@ def test_answer_maps_to_sentences_with_cited_cases_and_voted_numbers(context: An
     }
     client = _Client(answer)
     report = OpenAIGenerator(client, context_tokens=100_000, max_tokens=300).generate(context)
-    assert client.calls[0]["schema"] == DRAFT_SCHEMA and client.calls[0]["max_tokens"] == 300
+    assert client.calls[0]["schema"] == draft_schema(len(packed.cases), len(packed.passages))
+    assert client.calls[0]["max_tokens"] == 300
     section = report.section(first.section)
     assert section is not None and len(section.sentences) == 2
     s0 = section.sentences[0]
@@ -102,6 +103,17 @@ def test_answer_maps_to_sentences_with_cited_cases_and_voted_numbers(context: An
 def test_an_answer_off_the_schema_is_a_clear_error(context: Any) -> None:
     with pytest.raises(DraftError, match="does not match the report schema"):
         OpenAIGenerator(_Client({"sections": [{"title": "x"}]}), context_tokens=100_000).generate(context)
+
+
+def test_schema_bounds_the_answer_so_decoding_ends() -> None:
+    schema = draft_schema(4, 0)
+    sections = schema["properties"]["sections"]
+    sentence = sections["items"]["properties"]["sentences"]
+    assert sections["maxItems"] == 15 and sentence["maxItems"] == 4
+    cites = sentence["items"]["properties"]
+    assert cites["cases"]["items"]["enum"] == [1, 2, 3, 4] and cites["cases"]["maxItems"] == 3
+    assert cites["passages"]["maxItems"] == 0
+    assert cites["text"]["maxLength"] == 300
 
 
 def test_schema_agrees_with_the_pydantic_model() -> None:

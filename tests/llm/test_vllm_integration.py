@@ -1,4 +1,5 @@
-"""The real thing: the converted SmolLM2 model served by vLLM (CPU build here), asked for schema-bound JSON."""
+"""The real thing: the converted SmolLM2 model served by vLLM (CPU build here), asked for schema-bound JSON,
+then drafting a report of a stored study end to end through the ``openai`` generator."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.draft import DRAFT_SCHEMA, Drafter, OpenAIGenerator
+from rag.draft.llm import LLMDraft, tokenizer_counter
+from rag.draft.report import CaseEvidence
 from rag.llm import ChatClient, VLLMServer
+from tests.conftest import EmbeddedArchive
 
 
 class ValveFinding(BaseModel):
@@ -43,7 +48,9 @@ def _group_members(pgid: int) -> list[int]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_vllm_serves_schema_bound_json(prepared_model: Path, vllm_venv: Path, tmp_path: Path) -> None:
+def test_vllm_serves_schema_bound_json_and_drafts_a_report(
+    prepared_model: Path, vllm_venv: Path, tmp_path: Path, embedded_archive: EmbeddedArchive
+) -> None:
     schema = ValveFinding.model_json_schema()
     messages = [
         {"role": "system", "content": "You summarise echocardiography findings as JSON."},
@@ -54,7 +61,7 @@ def test_vllm_serves_schema_bound_json(prepared_model: Path, vllm_venv: Path, tm
         venv=vllm_venv,
         served_model_name="smollm2-test",
         log_path=tmp_path / "vllm.log",
-        max_model_len=1024,
+        max_model_len=2048,
         startup_timeout=420,
     )
     t0 = time.perf_counter()
@@ -75,6 +82,30 @@ def test_vllm_serves_schema_bound_json(prepared_model: Path, vllm_venv: Path, tm
         assert finding.valve == "mitral"  # named in the prompt; greedy decoding copies it
         assert done.usage.prompt_tokens > 20 and done.usage.completion_tokens > 5
         assert done.model == "smollm2-test"
+
+        # a whole draft: numbered cases and passages in, schema-bound JSON out, evidence mapped back
+        drafter = Drafter(embedded_archive.config, kb=None)
+        study = int(drafter.retriever.studies.study_ids[0])
+        counter = tokenizer_counter(prepared_model)
+        assert counter is not None
+        generator = OpenAIGenerator(client, context_tokens=1100, max_tokens=700, count_tokens=counter)
+        report = generator.generate(drafter.context(study))
+        answer = generator.last_completion
+        LLMDraft.model_validate(answer.data)  # the answer validates against the schema it was bound to
+        assert answer.finish_reason == "stop", answer.text[-300:]
+        print(
+            f"draft: {len(report.sections)} sections, {sum(len(x.sentences) for x in report.sections)} sentences, "
+            f"{len(report.dropped_context)} dropped, prompt={answer.usage.prompt_tokens} "
+            f"completion={answer.usage.completion_tokens} tokens/s={answer.usage.tokens_per_second:.1f}\n"
+            f"{report.text[:600]}"
+        )
+        assert report.provenance.generator == "openai" and report.provenance.model == "smollm2-test"
+        assert report.study_id == study and report.measurements and report.clips
+        assert answer.usage.prompt_tokens <= 1100  # packed with the model's own tokenizer
+        names = {s.name for s in report.sections}
+        assert names <= set(DRAFT_SCHEMA["properties"]["sections"]["items"]["properties"]["name"]["enum"])
+        cited = [e for s in report.sections for x in s.sentences for e in x.evidence if isinstance(e, CaseEvidence)]
+        assert all(e.study_id != study for e in cited)
     assert not server.running and server.pid is None
     assert not _alive(pid) and _group_members(pid) == []
     assert "Application startup complete" in (tmp_path / "vllm.log").read_text()
