@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -55,7 +54,7 @@ class KBHitLike(Protocol):
 class KBSearcher(Protocol):
     """Anything that searches knowledge-base passages (:class:`rag.kb.KnowledgeBase`)."""
 
-    def search(self, query: str, k: int = 5) -> Sequence[KBHitLike]: ...
+    def search_many(self, queries: Sequence[str], k: int = 5) -> Sequence[Sequence[KBHitLike]]: ...
 
 
 # what each section's KB query asks about, beside the section name and the drafted findings
@@ -176,10 +175,27 @@ def _clip_summaries(retriever: CaseRetriever, study_id: int) -> list[ClipSummary
     return out
 
 
-def _kb_query(section: str, hits: Sequence[SectionHit]) -> str:
-    text = hits[0].text if hits and hits[0].text else ""
-    words = re.sub(r"\d+(?:\.\d+)?", " ", text)
-    return f"{section}: {_SECTION_TOPICS.get(section, '')}. {words}"[:400]
+_GRADE_WORDS = ("no", "mild", "moderate", "severe")
+
+
+def _kb_query(section: str, predictions: StudyPredictions) -> str:
+    """What to ask the knowledge base about a section: its topics and the findings the vote predicts.
+
+    Built from a small vocabulary (section, grade words, finding names), so the same questions recur
+    from study to study and their embeddings are reused.
+    """
+    from rag.retrieve import PHENOTYPES
+
+    findings = []
+    for name, pred in predictions.predictions.items():
+        p = PHENOTYPES.get(name)
+        if p is None or p.section != section or p.kind != "finding" or pred.grade_probabilities is None:
+            continue
+        grade = int(np.argmax(pred.grade_probabilities))
+        if grade > 0:
+            findings.append(f"{_GRADE_WORDS[min(grade, 3)]} {p.description}")
+    wanted = "; ".join(findings) if findings else "normal"
+    return f"{section}: {_SECTION_TOPICS.get(section, section.lower())}. {wanted}"
 
 
 def gather_context(
@@ -224,8 +240,9 @@ def gather_context(
     kb_hits: dict[str, list[KBEvidence]] = {}
     kb_texts: dict[str, str] = {}
     if kb is not None:
-        for section, hits in retrieval.sections.items():
-            found = kb.search(_kb_query(section, hits), k=kb_k)
+        sections = list(retrieval.sections)
+        answers = kb.search_many([_kb_query(s, predictions) for s in sections], k=kb_k)
+        for section, found in zip(sections, answers, strict=True):
             kb_hits[section] = [
                 KBEvidence(chunk_id=h.chunk_id, source=h.source, heading=h.heading, score=round(float(h.score), 6))
                 for h in found

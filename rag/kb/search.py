@@ -20,6 +20,7 @@ poorly is still found through BM25, and a paraphrase with no shared word through
 from __future__ import annotations
 
 import difflib
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ DEFAULT_RRF_K = 60
 """The constant ``c`` of reciprocal rank fusion."""
 
 DEFAULT_MIN_CANDIDATES = 50
+QUERY_CACHE = 4096
+"""Query embeddings kept for repeated queries."""
 """Each retriever ranks at least this many candidates (and at least ``4k``)."""
 
 H = TypeVar("H", bound=Hashable)
@@ -135,6 +138,7 @@ class KnowledgeBase:
         self._by_id = {c.chunk_id: i for i, c in enumerate(chunks)}
         self._dense = dense
         self._bm25 = bm25
+        self._query_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
@@ -205,7 +209,7 @@ class KnowledgeBase:
         m = min(n, len(self._chunks))
         if m < 1:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        q = self.embedder.encode([query])[0]
+        q = self.query_vectors([query])[0]
         sims = self._dense @ q
         top = np.argpartition(-sims, m - 1)[:m] if m < sims.size else np.arange(sims.size)
         top = top[np.lexsort((top, -sims[top]))]
@@ -220,6 +224,29 @@ class KnowledgeBase:
         if self._bm25 is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return bm25_ranking(self._bm25, query, n)
+
+    def query_vectors(self, queries: Sequence[str]) -> NDArray[np.float32]:
+        """Embeddings of ``queries``: the ones not seen lately are encoded together in one batch.
+
+        Drafting asks about the same sections in the same words study after study, so the last
+        ``QUERY_CACHE`` query embeddings are kept.
+        """
+        import numpy as np
+
+        todo = list(dict.fromkeys(q for q in queries if q not in self._query_cache))
+        if todo:
+            for q, v in zip(todo, self.embedder.encode(todo), strict=True):
+                self._query_cache[q] = v
+            while len(self._query_cache) > QUERY_CACHE:
+                self._query_cache.popitem(last=False)
+        for q in queries:
+            self._query_cache.move_to_end(q)
+        return np.stack([self._query_cache[q] for q in queries]) if queries else np.zeros((0, 384), np.float32)
+
+    def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[KBHit]]:
+        """:meth:`search` for several queries, their embeddings computed in one batch."""
+        self.query_vectors([q for q in queries if isinstance(q, str) and q.strip()])
+        return [self.search(q, k) for q in queries]
 
     def search(self, query: str, k: int = 5) -> list[KBHit]:
         """The ``k`` best passages for ``query`` by hybrid dense + BM25 retrieval (fewer when the KB is small).
