@@ -18,8 +18,8 @@ from rag.cli_common import ConfigOpt, friendly
 __all__ = ["draft_cmd", "ground_truth_text", "held_out_studies"]
 
 
-def held_out_studies(checkpoint: Path, store: object) -> list[int]:
-    """Studies of the patients a checkpoint's training held out, latest study per patient first."""
+def held_out_studies(checkpoint: Path, store: object, *, latest_only: bool = True) -> list[int]:
+    """Studies of the patients a checkpoint's training held out (by default each patient's latest only)."""
     from sqlalchemy import select
 
     from rag.encoders.checkpoint import read_checkpoint
@@ -35,6 +35,8 @@ def held_out_studies(checkpoint: Path, store: object) -> list[int]:
             .where(Patient.pseudonym.in_(patients))
             .order_by(Patient.pseudonym, Study.study_date.desc(), Study.id)
         ).all()
+    if not latest_only:
+        return sorted(int(study_id) for study_id, _, _ in rows)
     latest: dict[str, int] = {}
     for study_id, pseudonym, _ in rows:
         latest.setdefault(str(pseudonym), int(study_id))
