@@ -302,7 +302,7 @@ def _batch_loss(
 
 
 def recalibrate_batchnorm(
-    model: EchoEncoder, items: Sequence[ClipItem], *, batch_size: int, batches: int = 25, seed: int = 0
+    model: EchoEncoder, items: Sequence[ClipItem], *, batch_size: int, batches: int = 12, seed: int = 0
 ) -> int:
     """Re-estimate the video tower's BatchNorm statistics over training clips with the final weights.
 

@@ -246,14 +246,29 @@ def evaluate_cmd(
         float | None, typer.Option(min=1e-4, help="Softmax vote weighting (default: similarity weights).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    held_out_of: Annotated[
+        Path | None,
+        typer.Option(
+            "--held-out-of",
+            help="An encoder checkpoint: test on the patients its training held out (whose reports it never saw).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Score uniform, default and learned weights on held-out patients of an ingested simulated archive."""
     from rag.config import load_config
+    from rag.errors import RetrievalError
     from rag.ingest.pipeline import resolve_key
     from rag.retrieve.evaluate import evaluate_archive
 
     cfg = load_config(config)
+    test_patients = None
+    if held_out_of is not None:
+        from rag.encoders.checkpoint import read_checkpoint
+
+        test_patients = list((read_checkpoint(held_out_of).get("extra") or {}).get("val_patients") or [])
+        if not test_patients:
+            raise RetrievalError(f"{held_out_of} records no held-out patients; leave out --held-out-of")
     with _retriever(config, embeddings, "default", "flat") as retriever:
         report = evaluate_archive(
             retriever,
@@ -266,5 +281,6 @@ def evaluate_cmd(
             k=k,
             temperature=temperature,
             fit_options={"steps": steps},
+            test_patients=test_patients,
         )
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())

@@ -278,6 +278,7 @@ def evaluate_archive(
     temperature: float | None = None,
     fit_options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    test_patients: Iterable[str] | None = None,
 ) -> EvaluationReport:
     """Score uniform, default and learned weights on held-out patients of a simulated archive.
 
@@ -291,13 +292,22 @@ def evaluate_archive(
         temperature: vote weighting (see :class:`NeighbourVoter`); None = similarity weights.
         fit_options: extra arguments of :func:`fit_view_weights` (steps, temperature, ...).
         progress: called with a line per stage.
+        test_patients: patient pseudonyms to test on (e.g. those an encoder's training held out, whose
+            reports it never saw); the other patients are split into validation and training by
+            ``val_fraction``. Default: a ``test_fraction`` of all patients.
     """
     truth = truth_by_study(retriever, archive, pseudonym_key)
     catalog = retriever.catalog
     usable = {s: catalog.studies[s].patient_id for s in truth if s in retriever.studies}
     if len(set(usable.values())) < 3:
         raise RetrievalError("evaluation needs at least 3 patients with embedded clips and truth")
-    test, val, train = split_patients(usable, (test_fraction, val_fraction), seed=seed)
+    if test_patients is None:
+        test, val, train = split_patients(usable, (test_fraction, val_fraction), seed=seed)
+    else:
+        held = set(test_patients)
+        test = sorted(s for s in usable if catalog.studies[s].patient_pseudonym in held)
+        rest = {s: p for s, p in usable.items() if s not in set(test)}
+        val, train = split_patients(rest, (val_fraction,), seed=seed) if rest else ([], [])
     if not test or not train:
         raise RetrievalError(f"the split left {len(test)} test and {len(train)} training studies; add patients")
     database = [*train, *val]
