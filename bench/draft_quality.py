@@ -78,6 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("workspace"))
     parser.add_argument("--llm", type=int, default=0, help="also draft N studies through vLLM")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: <workspace>/checkpoints/last.pt")
     args = parser.parse_args()
 
     from rag.config import load_config
@@ -86,7 +87,7 @@ def main() -> int:
     from rag.retrieve import PHENOTYPES
 
     cfg = load_config(home=args.workspace)
-    drafter = Drafter(cfg, kb=None)
+    drafter = Drafter(cfg, kb=None, checkpoint=args.checkpoint)
     held = set(held_out_studies(drafter.checkpoint, drafter.store, latest_only=False))
     studies = sorted(s for s in held if s in drafter.retriever.studies)
     training = [int(s) for s in drafter.retriever.studies.study_ids if int(s) not in held]

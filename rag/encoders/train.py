@@ -97,13 +97,17 @@ class EpochMetrics:
     n_val_clips: int
     n_val_studies: int
     seconds: float
+    n_val_reports: int = 0  # distinct findings texts the held-out clips rank
 
     def line(self) -> str:
+        n = self.n_val_reports
+        chance = f", chance R@1={1 / n:.3f} R@5={min(5, n) / n:.3f}" if n else ""
         return (
             f"epoch {self.epoch}: loss={self.train_loss:.4f} view_acc={self.view_accuracy:.3f} "
             f"clip->report R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
             f"study->report R@1={self.study_recall_at_1:.3f} R@5={self.study_recall_at_5:.3f} "
-            f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies; {self.seconds:.0f} s)"
+            f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies, {n} reports{chance}; "
+            f"{self.seconds:.0f} s)"
         )
 
 
@@ -391,6 +395,7 @@ def evaluate(
         "study_recall_at_1": float((study_hit < 1).float().mean()),
         "study_recall_at_5": float((study_hit < 5).float().mean()),
         "n_studies": float(len(studies)),
+        "n_reports": float(len(reports)),
     }
 
 
@@ -485,6 +490,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             len(val_items),
             int(m.get("n_studies", 0)),
             0.0,
+            int(m.get("n_reports", 0)),
         )
         history.append(base)
         log_line(base.line() + "  [untrained]")
@@ -527,6 +533,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             len(val_items),
             int(m.get("n_studies", 0)),
             time.perf_counter() - t0,
+            int(m.get("n_reports", 0)),
         )
         history.append(metrics)
         log_line(metrics.line())
