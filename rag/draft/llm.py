@@ -14,7 +14,7 @@ extractive draft: voted values replace stated ones, any other number with a unit
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -363,8 +363,3 @@ def to_sections(
                 warnings.append(f"{section.name}: a sentence cites no reference case: {done.text[:80]!r}")
             merged.setdefault(section.name, []).append(Sentence(text=done.text, evidence=evidence))
     return [SectionDraft(name=n, sentences=s) for n, s in merged.items()], warnings
-
-
-def sections_cited(sections: Sequence[SectionDraft]) -> int:
-    """How many sentences cite at least one case (a check of the model's grounding)."""
-    return sum(1 for s in sections for x in s.sentences if any(isinstance(e, CaseEvidence) for e in x.evidence))
