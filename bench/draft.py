@@ -106,7 +106,6 @@ def main() -> int:
 def _llm(cfg: object, drafter: object, studies: list[int]) -> float:
     from rag.config import RagConfig
     from rag.draft import Drafter, OpenAIGenerator
-    from rag.llm.client import ChatClient
     from rag.llm.prepare import prepare_model
     from rag.llm.server import VLLMServer
 
@@ -115,8 +114,8 @@ def _llm(cfg: object, drafter: object, studies: list[int]) -> float:
     t0 = time.perf_counter()
     with VLLMServer.from_config(cfg, model_dir=model_dir) as server:
         print(f"vLLM ready in {time.perf_counter() - t0:.1f} s at {server.base_url}")
-        client = ChatClient(server.base_url, cfg.llm.model, timeout=cfg.llm.timeout_s)
-        gen = OpenAIGenerator(client, context_tokens=cfg.llm.context_tokens, max_tokens=cfg.llm.max_tokens)
+        gen = drafter.generator("openai", base_url=server.base_url)
+        assert isinstance(gen, OpenAIGenerator)
         tokens, seconds = 0, 0.0
         for study in studies:
             t = time.perf_counter()

@@ -145,9 +145,7 @@ def main() -> int:
 
 def _llm(cfg: object, drafter: object, studies: list[int]) -> None:
     from rag.config import RagConfig
-    from rag.draft import Drafter, OpenAIGenerator
-    from rag.draft.llm import tokenizer_counter
-    from rag.llm.client import ChatClient
+    from rag.draft import Drafter
     from rag.llm.prepare import prepare_model
     from rag.llm.server import VLLMServer
 
@@ -155,22 +153,14 @@ def _llm(cfg: object, drafter: object, studies: list[int]) -> None:
     model_dir = prepare_model(cfg.home / cfg.llm.model_dir)
     counts: dict[str, list[int]] = {"grade": [], "presence": [], "abnormal_found": []}
     with VLLMServer.from_config(cfg, model_dir=model_dir) as server:
-        client = ChatClient(server.base_url, cfg.llm.model, timeout=cfg.llm.timeout_s)
-        gen = OpenAIGenerator(
-            client,
-            context_tokens=cfg.llm.context_tokens,
-            max_tokens=cfg.llm.max_tokens,
-            count_tokens=tokenizer_counter(model_dir) or (lambda t: len(t) // 3 + 1),
-        )
-        valid = 0
+        gen = drafter.generator("openai", base_url=server.base_url)
         for study in studies:
             truth, _ = _truth(drafter, study)
-            report = gen.generate(drafter.context(study))
-            valid += 1
+            report = gen.generate(drafter.context(study))  # raises unless the answer fits the schema
             _score(report, truth, counts)
             print(f"study {study}: {len(report.sections)} sections; {report.text[:200]!r}")
     print(
-        f"llm ({valid}/{len(studies)} answers valid against the schema): grade agree "
+        f"llm ({len(studies)}/{len(studies)} answers valid against the schema): grade agree "
         f"{statistics.fmean(counts['grade']):.3f}, present/absent {statistics.fmean(counts['presence']):.3f}"
     )
 

@@ -20,8 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.config import RagConfig
+
+if TYPE_CHECKING:
+    from rag.store import Store
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -154,26 +158,19 @@ def _indexes(cfg: RagConfig, folder: Path, echo: Callable[[str], None]) -> None:
 
     from rag.encoders.embed import MANIFEST, load_embeddings
     from rag.index.faiss_index import build_index
-    from rag.index.store import manifest_for, save_index
+    from rag.index.store import save_index_of_embeddings
 
     source = json.loads((folder / MANIFEST).read_text())
     for kind in ("clips", "sections"):
         vectors = load_embeddings(folder, kind)
         index = build_index(vectors.vectors, vectors.ids, kind="auto")
-        manifest = manifest_for(
-            index,
-            name=kind,
-            encoder=str(source["encoder"]),
-            checkpoint_sha256=str(source["checkpoint_sha256"]),
-            source=kind,
-            preprocessing=dict(source.get("preprocessing", {})),
-            embeddings_dir=folder.resolve(),
+        save_index_of_embeddings(
+            index, cfg.indexes_dir / kind, name=kind, embeddings=folder, embeddings_manifest=source, source=kind
         )
-        save_index(index, cfg.indexes_dir / kind, manifest)
         echo(f"      {kind}: {index.kind} index of {len(index)} vectors in {cfg.indexes_dir / kind}")
 
 
-def _view_weights(cfg: RagConfig, store: object, folder: Path, echo: Callable[[str], None]) -> None:
+def _view_weights(cfg: RagConfig, store: Store, folder: Path, echo: Callable[[str], None]) -> None:
     from rag.draft.drafter import WEIGHTS_FILE
     from rag.retrieve import (
         CaseRetriever,
@@ -184,9 +181,7 @@ def _view_weights(cfg: RagConfig, store: object, folder: Path, echo: Callable[[s
         split_patients,
         thresholds_path,
     )
-    from rag.store import Store
 
-    assert isinstance(store, Store)
     retriever = CaseRetriever(store, folder, ViewWeights.default())
     catalog = retriever.catalog
     usable = {s: catalog.studies[s].patient_id for s in catalog.studies if s in retriever.studies}

@@ -9,25 +9,27 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from rag.cli_common import ConfigOpt, friendly
 
+if TYPE_CHECKING:
+    from rag.store import Store
+
 __all__ = ["draft_cmd", "ground_truth_text", "held_out_studies"]
 
 
-def held_out_studies(checkpoint: Path, store: object, *, latest_only: bool = True) -> list[int]:
+def held_out_studies(checkpoint: Path, store: Store, *, latest_only: bool = True) -> list[int]:
     """Studies of the patients a checkpoint's training held out (by default each patient's latest only)."""
     from sqlalchemy import select
 
     from rag.encoders.checkpoint import read_checkpoint
-    from rag.store import Patient, Store, Study
+    from rag.store import Patient, Study
 
     extra = read_checkpoint(checkpoint).get("extra") or {}
     patients = list(extra.get("val_patients") or [])
-    assert isinstance(store, Store)
     with store.session() as s:
         rows = s.execute(
             select(Study.id, Patient.pseudonym, Study.study_date)
@@ -43,13 +45,12 @@ def held_out_studies(checkpoint: Path, store: object, *, latest_only: bool = Tru
     return sorted(latest.values())
 
 
-def ground_truth_text(store: object, study_id: int) -> str | None:
+def ground_truth_text(store: Store, study_id: int) -> str | None:
     """The study's own stored report text (the reference a draft is compared with)."""
     from sqlalchemy import select
 
-    from rag.store import Report, Store
+    from rag.store import Report
 
-    assert isinstance(store, Store)
     with store.session() as s:
         return s.scalar(select(Report.text).where(Report.study_id == study_id).order_by(Report.id))
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rag.draft.llm import OpenAIGenerator
     from rag.encoders.model import EchoEncoder
     from rag.ingest.outcome import ItemOutcome
-    from rag.retrieve import CaseRetriever, NeighbourVoter
+    from rag.retrieve import CaseRetriever, NeighbourVoter, ViewWeights
     from rag.store import Store
 
 __all__ = ["Drafter", "DraftingError", "draft_report"]
@@ -71,7 +71,6 @@ class Drafter:
         device: str = "cpu",
     ) -> None:
         from rag.config import load_config
-        from rag.encoders.digest import file_sha256
         from rag.encoders.embed import embeddings_dir
         from rag.store import open_store
 
@@ -86,7 +85,6 @@ class Drafter:
         self.vote_k = vote_k
         self.kb_k = kb_k
         self.device = device
-        self.sha256 = file_sha256(self.checkpoint)
         self._model: EchoEncoder | None = None
         self._encoder_name: str | None = None
         self.store: Store = open_store(self.config.db_url)
@@ -96,7 +94,9 @@ class Drafter:
         self._voter: NeighbourVoter | None = None
         from rag.encoders.checkpoint import read_checkpoint
 
-        self._encoder_name = str(read_checkpoint(self.checkpoint)["spec"]["name"])
+        header = read_checkpoint(self.checkpoint)
+        self.sha256 = str(header["sha256"])
+        self._encoder_name = str(header["spec"]["name"])
         self.embeddings = embeddings_dir(self.config.home / "embeddings", self._encoder_name, self.sha256)
 
     # -- loading ----------------------------------------------------------------------------------
@@ -119,33 +119,26 @@ class Drafter:
             self._model, _ = load_checkpoint(self.checkpoint, device=self.device)
         return self._model
 
-    def _weights(self) -> object:
+    def _weights(self) -> ViewWeights:
         from rag.retrieve import ViewWeights
 
-        spec = self.weights_spec
-        if spec is None:
-            learned = self.config.home / WEIGHTS_FILE
-            return ViewWeights.load(learned) if learned.is_file() else ViewWeights.default()
-        if str(spec) == "default":
-            return ViewWeights.default()
-        if str(spec) == "uniform":
-            return ViewWeights.uniform()
-        return ViewWeights.load(Path(spec))
+        if self.weights_spec is not None:
+            return ViewWeights.from_spec(self.weights_spec)
+        learned = self.config.home / WEIGHTS_FILE
+        return ViewWeights.load(learned) if learned.is_file() else ViewWeights.default()
 
     @property
     def retriever(self) -> CaseRetriever:
         if self._retriever is None:
-            from rag.retrieve import CaseRetriever, ViewWeights
+            from rag.retrieve import CaseRetriever
 
             if not (self.embeddings / "manifest.json").is_file():
                 raise DraftingError(
                     f"no embeddings of checkpoint {self.sha256[:12]} in '{self.embeddings}': "
                     f"run `rag embed --checkpoint {self.checkpoint}`"
                 )
-            weights = self._weights()
-            assert isinstance(weights, ViewWeights)
             self._retriever = CaseRetriever(
-                self.store, self.embeddings, weights, encoder=self._encoder_name, checkpoint_sha256=self.sha256
+                self.store, self.embeddings, self._weights(), encoder=self._encoder_name, checkpoint_sha256=self.sha256
             ).warm_up()
         return self._retriever
 
@@ -176,8 +169,10 @@ class Drafter:
             encoder=f"{self._encoder_name}@{self.sha256[:12]}",
         )
 
-    def generator(self, name: GeneratorName = "extractive") -> ExtractiveGenerator | OpenAIGenerator:
-        """The named generator; ``openai`` talks to the configured ``llm.base_url``."""
+    def generator(
+        self, name: GeneratorName = "extractive", *, base_url: str | None = None
+    ) -> ExtractiveGenerator | OpenAIGenerator:
+        """The named generator; ``openai`` talks to ``base_url`` (default: the configured ``llm.base_url``)."""
         if name == "extractive":
             return ExtractiveGenerator()
         if name == "openai":
@@ -185,7 +180,7 @@ class Drafter:
             from rag.llm.client import ChatClient
 
             llm = self.config.llm
-            client = ChatClient(llm.base_url, llm.model, api_key=llm.api_key, timeout=llm.timeout_s)
+            client = ChatClient(base_url or llm.base_url, llm.model, api_key=llm.api_key, timeout=llm.timeout_s)
             counter = tokenizer_counter(self.config.home / llm.model_dir) or estimate_tokens
             return OpenAIGenerator(
                 client,

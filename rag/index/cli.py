@@ -92,7 +92,7 @@ def build(
     from rag.index.faiss_index import KINDS as INDEX_KINDS
     from rag.index.faiss_index import build_index, choose_kind
     from rag.index.protocol import VectorIndex
-    from rag.index.store import MANIFEST, manifest_for, save_index
+    from rag.index.store import MANIFEST, save_index_of_embeddings
 
     if source not in KINDS:
         raise VectorIndexError(f"Unknown source '{source}'. Available: {list(KINDS)}")
@@ -135,17 +135,15 @@ def build(
             build_params["uri"] = "milvus.db"  # relative to the index folder, so the workspace can move
         index = milvus
     seconds = time.perf_counter() - started
-    manifest = manifest_for(
+    manifest = save_index_of_embeddings(
         index,
+        folder,
         name=name,
-        encoder=str(emb_manifest["encoder"]),
-        checkpoint_sha256=str(emb_manifest["checkpoint_sha256"]),
+        embeddings=embeddings,
+        embeddings_manifest=emb_manifest,
         source=source,
-        preprocessing=dict(emb_manifest.get("preprocessing", {})),
-        embeddings_dir=embeddings.resolve(),
         build_params=build_params,
     )
-    save_index(index, folder, manifest)
     typer.echo(
         f"index {name}: backend={backend} kind={index.kind} n={len(index)} dim={index.dim} "
         f"encoder={manifest.encoder} seconds={seconds:.1f}"

@@ -100,6 +100,32 @@ def save_index(index: VectorIndex, folder: Path, manifest: IndexManifest) -> Non
     write_atomic(folder / MANIFEST, (manifest.model_dump_json(indent=2) + "\n").encode())
 
 
+def save_index_of_embeddings(
+    index: VectorIndex,
+    folder: Path,
+    *,
+    name: str,
+    embeddings: Path,
+    embeddings_manifest: dict[str, Any],
+    source: str,
+    build_params: dict[str, Any] | None = None,
+) -> IndexManifest:
+    """Save an index built from a ``rag embed`` folder, its manifest naming that folder's encoder,
+    checkpoint and preprocessing. Returns the manifest written."""
+    manifest = manifest_for(
+        index,
+        name=name,
+        encoder=str(embeddings_manifest["encoder"]),
+        checkpoint_sha256=str(embeddings_manifest["checkpoint_sha256"]),
+        source=source,
+        preprocessing=dict(embeddings_manifest.get("preprocessing", {})),
+        embeddings_dir=Path(embeddings).resolve(),
+        build_params=build_params,
+    )
+    save_index(index, folder, manifest)
+    return manifest
+
+
 def read_manifest(folder: Path) -> IndexManifest:
     """The manifest of the index in ``folder``.
 

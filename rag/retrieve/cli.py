@@ -43,11 +43,7 @@ _INDEX_KINDS = ("auto", "flat", "hnsw", "ivf_flat", "ivf_pq")
 def _weights(spec: str) -> ViewWeights:
     from rag.retrieve.weights import ViewWeights
 
-    if spec == "default":
-        return ViewWeights.default()
-    if spec == "uniform":
-        return ViewWeights.uniform()
-    return ViewWeights.load(Path(spec))
+    return ViewWeights.from_spec(spec)
 
 
 @contextmanager

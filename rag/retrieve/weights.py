@@ -155,6 +155,15 @@ class ViewWeights:
         return cls(matrix, name=name)
 
     @classmethod
+    def from_spec(cls, spec: str | Path) -> ViewWeights:
+        """``"default"``, ``"uniform"`` or the path of a weight file (.yaml/.csv)."""
+        if str(spec) == "default":
+            return cls.default()
+        if str(spec) == "uniform":
+            return cls.uniform()
+        return cls.load(Path(spec))
+
+    @classmethod
     def load(cls, path: Path | str) -> ViewWeights:
         """Read a YAML or CSV weight file (see the module docstring).
 

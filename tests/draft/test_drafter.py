@@ -158,3 +158,30 @@ def test_generator_without_vote_agreement_takes_the_top_hit(drafter: Drafter) ->
             for e in x.evidence
             if isinstance(e, CaseEvidence)
         )
+
+
+def test_a_folder_of_broken_files_is_refused_and_stores_nothing(drafter: Drafter, tmp_path: Path) -> None:
+    from rag.errors import RagError
+    from rag.store import Clip
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "IM0001.dcm").write_bytes(b"DICM" + b"\x00" * 64)  # not a DICOM file
+    (folder / "cine.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    with drafter.store.session() as s:
+        before = (s.query(Study).count(), s.query(Clip).count())
+    with pytest.raises(RagError, match=r"nothing in .*broken.* could be ingested") as raised:
+        drafter.draft(folder)
+    assert "IM0001.dcm" in str(raised.value) and "cine.mp4" in str(raised.value)
+    with drafter.store.session() as s:
+        assert (s.query(Study).count(), s.query(Clip).count()) == before
+
+
+def test_a_damaged_report_file_is_a_clear_error(drafter: Drafter) -> None:
+    from pydantic import ValidationError
+
+    text = drafter.draft(_studies(drafter)[0]).to_json()
+    with pytest.raises(ValidationError, match="study_id"):
+        Report.from_json(text.replace('"study_id"', '"study"', 1))
+    with pytest.raises(ValidationError, match="Invalid JSON"):
+        Report.from_json(text[: len(text) // 2])
