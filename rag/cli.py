@@ -104,6 +104,17 @@ def train(
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    finding_temperature: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Soft clip->report targets: reports whose finding grades agree with the clip's are positives "
+            "too, weighted exp(-grade difference / T). 0: only the clip's own report text.",
+        ),
+    ] = 0.5,
+    augment: Annotated[
+        bool, typer.Option(help="Randomly vary gain, gamma, zoom, shift and rotation of training clips.")
+    ] = True,
     config: ConfigOpt = None,
 ) -> None:
     """Train an encoder contrastively on the stored clips and reports (prints one line per epoch)."""
@@ -126,6 +137,8 @@ def train(
             device=device,
             workers=workers,
             resume=resume,
+            finding_temperature=finding_temperature,
+            augment=augment,
             progress=sys.stderr.isatty(),
         )
         result = run_train(store, cfg.media_dir, tc, log_line=typer.echo)

@@ -83,7 +83,8 @@ class TinyVideoKwargs(_Strict):
     Each width is one block (3x3 conv stride 2 + norm + ReLU, 3x3 conv + norm + ReLU), so the frame
     side shrinks by ``2 ** len(widths)`` before global average pooling. Per-frame features get a
     learned temporal position embedding; one learned query attends over them (``heads`` heads) and
-    the result, added to the frame mean and normalised, is the clip feature (``widths[-1]``-d) that
+    the result, added to the frame mean (and with ``motion``, to a linear map of the per-feature standard
+    deviation over frames) and normalised, is the clip feature (``widths[-1]``-d) that
     the view head reads; a linear layer maps it to the embedding.
 
     ``feature_norm: batch`` standardises each feature over the batch (running statistics at
@@ -98,6 +99,12 @@ class TinyVideoKwargs(_Strict):
     )
     heads: int = Field(4, ge=1, le=64, description="Heads of the temporal attention pooling.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the projection to the embedding.")
+    motion: bool = Field(
+        False,
+        description="Add a learned map of each feature's spread over the frames (its standard deviation) to "
+        "the clip feature: how much the picture changes over the cycle (ejection fraction, wall motion), which "
+        "attention pooling, a weighted mean of frames, does not carry.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TinyVideoKwargs:

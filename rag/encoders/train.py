@@ -3,11 +3,23 @@
 Per batch of clips:
 
 - InfoNCE (CLIP loss, both directions) between each clip and its study's report findings (the
-  anatomical sections, Free Text left out, numbers masked: :func:`finding_text`); every clip whose
-  report states the same findings is a positive of that text (multi-positive targets);
+  anatomical sections, Free Text left out, numbers masked: :func:`finding_text`). The targets are
+  soft (:mod:`rag.encoders.findings`): every report in the batch whose finding grades agree with the
+  clip's study's on the findings its view shows is a positive, less agreeing ones get less weight
+  (``finding_temperature``; 0 = only texts identical to the clip's own report are positives);
 - InfoNCE between each clip and the text of one report section its view informs
   (``rag.encoders.view_sections``), where the clip's view is known;
-- cross-entropy of the view head on clips whose view label is known.
+- cross-entropy of the view head on clips whose view label is known;
+- binary cross-entropy of a linear finding head on the clip embedding (``finding_loss_weight``): for
+  each finding its view shows well, is the report's grade >= 1? The head exists only for training (its
+  weights ride in the checkpoint's ``extra`` for resume); it makes the embedding itself carry findings;
+- InfoNCE among report texts (``text_loss_weight``), with the same finding affinities as targets: it
+  arranges the text space by findings rather than by wording (the frozen MiniLM space alone puts a
+  report's nearest neighbour only a little closer in findings than a random report). With a frozen,
+  cached text backbone it spans up to ``TEXT_POOL`` training reports per step, else the batch's.
+
+Training clips are randomly re-acquired (gain, gamma, zoom, shift, rotation: :mod:`rag.encoders.augment`)
+unless ``augment`` is off, so that acquisition settings cannot tell the training studies apart.
 
 Patients are split into train and held-out sets (no patient in both). Every epoch ends with a line of
 train loss, held-out view accuracy and held-out clip->report recall@1/@5 (a hit: a report stating the
@@ -35,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select
 
+from rag.encoders.findings import finding_affinity, finding_names, report_grades, view_finding_mask
 from rag.encoders.view_sections import informed_sections
 from rag.errors import RagError
 from rag.ingest.clipfile import read_clip
@@ -64,6 +77,7 @@ class ClipItem:
     view: int  # index into the encoder's view classes, -1 when unknown
     report: str  # the report's findings: its anatomical sections as "Name: text" lines (Free Text left out)
     sections: dict[str, str]
+    grades: tuple[int, ...] = ()  # the report's finding grades (rag.encoders.findings.report_grades)
 
 
 @dataclass
@@ -80,6 +94,10 @@ class TrainConfig:
     workers: int = 1
     view_loss_weight: float = 1.0
     section_loss_weight: float = 0.5
+    finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
+    text_loss_weight: float = 0.5  # report<->report InfoNCE with finding-affinity targets (0: off)
+    finding_loss_weight: float = 1.0  # finding head on the clip embedding, view-shown findings only (0: off)
+    augment: bool = True  # random gain/gamma/zoom/shift/rotation of training clips
     resume: bool = False
     precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
     progress: bool = True
@@ -98,6 +116,8 @@ class EpochMetrics:
     n_val_studies: int
     seconds: float
     n_val_reports: int = 0  # distinct findings texts the held-out clips rank
+    finding_error: float = float("nan")  # summed |grade difference| between a clip's report and its top-1 report
+    finding_error_chance: float = float("nan")  # the same for a report drawn at random
 
     def line(self) -> str:
         n = self.n_val_reports
@@ -106,6 +126,7 @@ class EpochMetrics:
             f"epoch {self.epoch}: loss={self.train_loss:.4f} view_acc={self.view_accuracy:.3f} "
             f"clip->report R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
             f"study->report R@1={self.study_recall_at_1:.3f} R@5={self.study_recall_at_5:.3f} "
+            f"top-1 grade error={self.finding_error:.2f} (random report {self.finding_error_chance:.2f}) "
             f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies, {n} reports{chance}; "
             f"{self.seconds:.0f} s)"
         )
@@ -149,6 +170,7 @@ def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> li
                     index.get(view or "", -1),
                     findings or report.text,
                     sections,
+                    report_grades(sections),
                 )
             )
     return items
@@ -191,9 +213,10 @@ def split_by_patient(
 class _ClipDataset:
     """Map-style dataset: (video tensor, item index). Loads and preprocesses in worker processes."""
 
-    def __init__(self, items: Sequence[ClipItem], preprocessing: Any) -> None:
+    def __init__(self, items: Sequence[ClipItem], preprocessing: Any, *, augment: bool = False) -> None:
         self.items = list(items)
         self.pre = preprocessing
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.items)
@@ -202,7 +225,12 @@ class _ClipDataset:
         from rag.encoders.preprocess import clip_to_tensor
 
         pixels, _ = read_clip(self.items[i].path)
-        return clip_to_tensor(pixels, self.pre), i
+        x = clip_to_tensor(pixels, self.pre)
+        if self.augment:
+            from rag.encoders.augment import ClipAugment
+
+            x = ClipAugment()(x, self.pre)
+        return x, i
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -247,7 +275,8 @@ class TextEncoder:
 
 
 def _multi_positive_nce(sim: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where ``positive[i, j]`` marks every matching pair (rows: clips, cols: texts)."""
+    """Symmetric InfoNCE with targets ``positive[i, j]`` >= 0 (rows: clips, cols: texts), each row and
+    column normalised to sum 1: a boolean matrix marks matching pairs, a float one weighs them."""
     import torch.nn.functional as F
 
     pos = positive.float()
@@ -258,6 +287,49 @@ def _multi_positive_nce(sim: torch.Tensor, positive: torch.Tensor) -> torch.Tens
     return (loss_rows + loss_cols) / 2
 
 
+TEXT_POOL = 256
+"""At most this many training reports enter the report<->report loss per step."""
+
+
+def _text_loss(
+    model: EchoEncoder, text: TextEncoder, pool: Sequence[tuple[str, tuple[int, ...]]], temperature: float
+) -> torch.Tensor | None:
+    """InfoNCE among ``pool``'s (text, grades): each text's targets are the others, by finding affinity."""
+    import torch
+
+    if len(pool) < 2 or temperature <= 0:
+        return None
+    texts = [t for t, _ in pool]
+    grades = [g for _, g in pool]
+    emb = text.encode_text(texts)
+    everything = [(True,) * len(grades[0])] * len(grades)
+    affinity = torch.from_numpy(finding_affinity(grades, everything, grades, temperature)).to(emb.device)
+    affinity.fill_diagonal_(0.0)
+    sim = model.logit_scale.exp().clamp(max=100) * emb @ emb.t()
+    sim = sim.masked_fill(torch.eye(len(texts), dtype=torch.bool, device=emb.device), -1e4)  # not itself
+    return _multi_positive_nce(sim, affinity)
+
+
+def _finding_loss(
+    head: torch.nn.Module, emb: torch.Tensor, batch: Sequence[ClipItem], view_names: Sequence[str]
+) -> torch.Tensor | None:
+    """BCE of ``head(emb)`` against grade >= 1, over the findings each clip's view shows well."""
+    import torch
+    import torch.nn.functional as F
+
+    mask = torch.tensor(
+        [view_finding_mask(view_names[it.view], threshold=1.0) if it.view >= 0 else () for it in batch if it.view >= 0],
+        dtype=torch.bool,
+        device=emb.device,
+    )
+    known = [i for i, it in enumerate(batch) if it.view >= 0]
+    if not known or not bool(mask.any()):
+        return None
+    target = torch.tensor([[g > 0 for g in batch[i].grades] for i in known], dtype=torch.float32, device=emb.device)
+    logits = head(emb[known].float())
+    return F.binary_cross_entropy_with_logits(logits[mask], target[mask])
+
+
 def _batch_loss(
     model: EchoEncoder,
     text: TextEncoder,
@@ -265,6 +337,8 @@ def _batch_loss(
     batch: Sequence[ClipItem],
     cfg: TrainConfig,
     rng: random.Random,
+    text_pool: Sequence[tuple[str, tuple[int, ...]]] = (),
+    finding_head: torch.nn.Module | None = None,
 ) -> torch.Tensor:
     import torch
     import torch.nn.functional as F
@@ -275,12 +349,22 @@ def _batch_loss(
     reports = sorted({finding_text(it.report) for it in batch})
     col = {t: j for j, t in enumerate(reports)}
     text_emb = text.encode_text(reports)
-    positive = torch.zeros(len(batch), len(reports), dtype=torch.bool, device=emb.device)
+    view_names = model.spec.view_classes
+    grades_of_text = {finding_text(it.report): it.grades for it in batch}
+    if cfg.finding_temperature > 0:
+        affinity = finding_affinity(
+            [it.grades for it in batch],
+            [view_finding_mask(view_names[it.view] if it.view >= 0 else None) for it in batch],
+            [grades_of_text[t] for t in reports],
+            cfg.finding_temperature,
+        )
+        positive = torch.from_numpy(affinity).to(emb.device)
+    else:
+        positive = torch.zeros(len(batch), len(reports), device=emb.device)
     for i, it in enumerate(batch):
-        positive[i, col[finding_text(it.report)]] = True
+        positive[i, col[finding_text(it.report)]] = 1.0
     loss = _multi_positive_nce(scale * emb @ text_emb.t(), positive)
     # clip <-> a section its view informs
-    view_names = model.spec.view_classes
     pairs: list[tuple[int, str]] = []
     for i, it in enumerate(batch):
         if it.view < 0:
@@ -297,6 +381,19 @@ def _batch_loss(
         for r, (_, t) in enumerate(pairs):
             spos[r, tcol[t]] = True
         loss = loss + cfg.section_loss_weight * _multi_positive_nce(scale * emb[rows] @ sec_emb.t(), spos)
+    # findings the clip's view shows, read from the clip embedding
+    if finding_head is not None and cfg.finding_loss_weight > 0:
+        finding_loss = _finding_loss(finding_head, emb, batch, view_names)
+        if finding_loss is not None:
+            loss = loss + cfg.finding_loss_weight * finding_loss
+    # report <-> report, arranged by findings
+    if cfg.text_loss_weight > 0:
+        pool = list(text_pool) if text.cached else [(t, grades_of_text[t]) for t in reports]
+        if len(pool) > TEXT_POOL:
+            pool = rng.sample(pool, TEXT_POOL)
+        text_loss = _text_loss(model, text, pool, cfg.finding_temperature or 0.5)
+        if text_loss is not None:
+            loss = loss + cfg.text_loss_weight * text_loss
     # view head
     labels = torch.tensor([it.view for it in batch], device=emb.device)
     known = labels >= 0
@@ -351,13 +448,27 @@ def evaluate(
     workers: int = 0,
     text: TextEncoder | None = None,
 ) -> dict[str, float]:
-    """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report)."""
+    """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report).
+
+    Also ``finding_error``: the summed grade difference (over :func:`rag.encoders.findings.finding_names`)
+    between a clip's own report and the report it ranks first, and ``finding_error_chance``, the mean
+    of the same over all the held-out reports (what a random ranking scores).
+    """
     import torch
 
     if not items:
         nan = float("nan")
         return {
-            k: nan for k in ("view_accuracy", "recall_at_1", "recall_at_5", "study_recall_at_1", "study_recall_at_5")
+            k: nan
+            for k in (
+                "view_accuracy",
+                "recall_at_1",
+                "recall_at_5",
+                "study_recall_at_1",
+                "study_recall_at_5",
+                "finding_error",
+                "finding_error_chance",
+            )
         }
     model.eval()
     loader = _loader(items, model, batch_size, shuffle=False, workers=workers, seed=0)
@@ -388,7 +499,12 @@ def evaluate(
     study_truth = torch.stack([truth[study_of == j][0] for j in range(len(studies))])
     study_rank = (study_emb @ report_emb.t()).argsort(dim=1, descending=True)
     study_hit = (study_rank == study_truth[:, None]).float().argmax(dim=1)
+    grades_of = {finding_text(it.report): it.grades for it in items}
+    report_grades_t = torch.tensor([grades_of[r] for r in reports], dtype=torch.float32)
+    distance = (report_grades_t[truth][:, None, :] - report_grades_t[None, :, :]).abs().sum(dim=2)
     return {
+        "finding_error": float(distance.gather(1, ranks[:, :1]).mean()),
+        "finding_error_chance": float(distance.mean()),
         "view_accuracy": acc,
         "recall_at_1": float((hit_rank < 1).float().mean()),
         "recall_at_5": float((hit_rank < 5).float().mean()),
@@ -400,7 +516,14 @@ def evaluate(
 
 
 def _loader(
-    items: Sequence[ClipItem], model: EchoEncoder, batch_size: int, *, shuffle: bool, workers: int, seed: int
+    items: Sequence[ClipItem],
+    model: EchoEncoder,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    workers: int,
+    seed: int,
+    augment: bool = False,
 ) -> Any:
     import torch
     from torch.utils.data import DataLoader
@@ -408,7 +531,7 @@ def _loader(
     g = torch.Generator()
     g.manual_seed(seed)
     return DataLoader(
-        _ClipDataset(items, model.spec.preprocessing),  # type: ignore[arg-type]
+        _ClipDataset(items, model.spec.preprocessing, augment=augment),  # type: ignore[arg-type]
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=workers,
@@ -469,7 +592,13 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         )
         if info is None:
             model.text.fit_base_statistics(text.base(sorted({finding_text(it.report) for it in train_items})))
-    params = [p for p in model.parameters() if p.requires_grad]
+    text_pool = sorted({(finding_text(it.report), it.grades) for it in train_items})
+    finding_head = torch.nn.Linear(model.spec.embed_dim, len(finding_names())).to(device)
+    if info is not None and (info.extra or {}).get("finding_head"):
+        finding_head.load_state_dict(
+            {k: torch.tensor(v, dtype=torch.float32) for k, v in info.extra["finding_head"].items()}
+        )
+    params = [p for p in model.parameters() if p.requires_grad] + list(finding_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if info is not None and info.optimizer:
         optimizer.load_state_dict(info.optimizer)
@@ -491,6 +620,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             int(m.get("n_studies", 0)),
             0.0,
             int(m.get("n_reports", 0)),
+            m["finding_error"],
+            m["finding_error_chance"],
         )
         history.append(base)
         log_line(base.line() + "  [untrained]")
@@ -501,13 +632,21 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         t0 = time.perf_counter()
         model.train()
         rng = random.Random(cfg.seed * 1000 + epoch)
-        loader = _loader(train_items, model, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed + epoch)
+        loader = _loader(
+            train_items,
+            model,
+            cfg.batch_size,
+            shuffle=True,
+            workers=cfg.workers,
+            seed=cfg.seed + epoch,
+            augment=cfg.augment,
+        )
         total, n = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
         for video, idx in bar:
             batch = [train_items[int(i)] for i in idx]
             with _autocast(cfg, device):
-                loss = _batch_loss(model, text, video.to(device), batch, cfg, rng)
+                loss = _batch_loss(model, text, video.to(device), batch, cfg, rng, text_pool, finding_head)
             if not math.isfinite(float(loss.detach())):
                 raise TrainingError(
                     f"loss became {float(loss.detach())} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
@@ -534,6 +673,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             int(m.get("n_studies", 0)),
             time.perf_counter() - t0,
             int(m.get("n_reports", 0)),
+            m["finding_error"],
+            m["finding_error_chance"],
         )
         history.append(metrics)
         log_line(metrics.line())
@@ -541,6 +682,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             "history": [asdict(h) for h in history],
             "torch_rng": torch.get_rng_state().tolist(),
             "val_patients": sorted({i.patient for i in val_items}),
+            "finding_head": {k: v.detach().cpu().tolist() for k, v in finding_head.state_dict().items()},
         }
         save_checkpoint(
             model, cfg.out / f"epoch-{epoch:03d}.pt", epoch=epoch, optimizer=optimizer.state_dict(), extra=extra

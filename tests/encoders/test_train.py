@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from rag.config import RagConfig
-from rag.encoders import load_checkpoint
-from rag.encoders.train import TrainConfig, TrainingError, load_items, split_by_patient, train
+from rag.encoders import create, load_checkpoint
+from rag.encoders.train import (
+    ClipItem,
+    TrainConfig,
+    TrainingError,
+    finding_text,
+    load_items,
+    split_by_patient,
+    train,
+)
 from rag.store import open_store
 
 
@@ -51,3 +59,27 @@ def test_training_learns_checkpoints_and_resumes(ingested_archive: RagConfig, tm
     assert info.epoch == 2
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.allclose(pa.float(), pb.float(), atol=1e-5), name  # resume == uninterrupted run
+    # the trained text space puts reports with alike findings together (the report<->report loss)
+    store = open_store(ingested_archive.db_url)
+    try:
+        items = load_items(store, ingested_archive.media_dir, a.spec.view_classes)
+    finally:
+        store.close()
+    seen, _ = split_by_patient(items, 0.34, seed=1)
+    trained = _nearest_report_grade_error(a, seen)
+    untrained = _nearest_report_grade_error(create(a.spec.name), seen)
+    assert trained[0] < trained[1], (trained, untrained)  # nearer in findings than a random report
+    assert trained[0] < untrained[0], (trained, untrained)  # and than before training
+
+
+def _nearest_report_grade_error(model: object, items: list[ClipItem]) -> tuple[float, float]:
+    """Mean summed grade difference between each report and its nearest other report, and a random one."""
+    texts = sorted({finding_text(it.report): it.grades for it in items}.items())
+    with torch.no_grad():
+        emb = model.encode_text([t for t, _ in texts])  # type: ignore[attr-defined]
+    grades = torch.tensor([g for _, g in texts], dtype=torch.float32)
+    distance = (grades[:, None] - grades[None]).abs().sum(dim=2)
+    sim = emb @ emb.t()
+    sim.fill_diagonal_(-2.0)
+    off_diagonal = ~torch.eye(len(texts), dtype=torch.bool)
+    return float(distance.gather(1, sim.argmax(dim=1, keepdim=True)).mean()), float(distance[off_diagonal].mean())

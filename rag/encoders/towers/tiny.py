@@ -19,7 +19,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class TinyVideoTower(VideoTower):
-    """Per-frame CNN, learned-query attention over frames, linear map to the embedding.
+    """Per-frame CNN, learned-query attention over frames (+ optional motion term), linear map to the embedding.
 
     Input (B, 3, T, H, W) float32 normalised, 1 <= T <= ``frames``; any H, W (global pooling), the spec
     fixes them. Features: (B, widths[-1]); embedding: (B, embed_dim), not normalised.
@@ -37,6 +37,7 @@ class TinyVideoTower(VideoTower):
         feature_norm: str = "batch",
         heads: int = 4,
         dropout: float = 0.1,
+        motion: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -58,6 +59,8 @@ class TinyVideoTower(VideoTower):
         self.pos_embed = nn.Parameter(torch.zeros(1, frames, channels))
         self.query = nn.Parameter(torch.zeros(1, 1, channels))
         self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+        # the spread of each frame feature over the cycle: contraction, wall motion
+        self.motion: nn.Module | None = nn.Linear(channels, channels, bias=False) if motion else None
         self.norm: nn.Module = nn.BatchNorm1d(channels) if feature_norm == "batch" else nn.LayerNorm(channels)
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, embed_dim))
         self.feature_dim = channels
@@ -71,10 +74,13 @@ class TinyVideoTower(VideoTower):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 3, T, H, W) -> embedding (B, embed_dim), features (B, feature_dim)."""
         b, c, t, h, w = x.shape
-        frames = self.frame_encoder(x.transpose(1, 2).reshape(b * t, c, h, w)).view(b, t, -1)
-        frames = frames + self.pos_embed[:, :t]
+        raw = self.frame_encoder(x.transpose(1, 2).reshape(b * t, c, h, w)).view(b, t, -1)
+        frames = raw + self.pos_embed[:, :t]
         pooled, _ = self.attn(self.query.expand(b, -1, -1), frames, frames, need_weights=False)
-        features = self.norm(pooled.squeeze(1) + frames.mean(dim=1))
+        features = pooled.squeeze(1) + frames.mean(dim=1)
+        if self.motion is not None and t > 1:
+            features = features + self.motion(raw.std(dim=1))
+        features = self.norm(features)
         return self.proj(features), features
 
 
@@ -89,4 +95,5 @@ def build_video(ctx: BuildContext) -> TinyVideoTower:
         feature_norm=kw.feature_norm,
         heads=kw.heads,
         dropout=kw.dropout,
+        motion=kw.motion,
     )
