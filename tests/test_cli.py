@@ -45,3 +45,10 @@ def test_config_error_is_one_clear_message(workspace: Path) -> None:
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 2
     assert "ingest.size" in result.output and "greater than or equal to 16" in result.output
+
+
+def test_train_refuses_a_negative_finding_temperature(workspace: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "ck"), "--finding-temperature", "-1"])
+    assert result.exit_code == 2
+    assert "finding-temperature" in result.output
+    assert not (tmp_path / "ck").exists()  # nothing started, nothing written
