@@ -59,6 +59,7 @@ def test_kwargs_defaults_are_filled_in() -> None:
         "feature_norm": "batch",
         "heads": 4,
         "dropout": 0.1,
+        "motion": True,
     }
 
 
