@@ -115,6 +115,16 @@ def train(
     augment: Annotated[
         bool, typer.Option(help="Randomly vary gain, gamma, zoom, shift and rotation of training clips.")
     ] = True,
+    finding_loss_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the finding head's loss (0: no finding head).")
+    ] = 1.0,
+    schedule: Annotated[
+        str, typer.Option(help="Learning rate over the run: cosine (decays to 0) or constant.")
+    ] = "cosine",
+    stop_after: Annotated[
+        int | None,
+        typer.Option(min=1, help="End after this epoch; `--resume` later finishes the same run and schedule."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train an encoder contrastively on the stored clips and reports (prints one line per epoch)."""
@@ -139,6 +149,9 @@ def train(
             resume=resume,
             finding_temperature=finding_temperature,
             augment=augment,
+            finding_loss_weight=finding_loss_weight,
+            schedule=schedule,
+            stop_after=stop_after,
             progress=sys.stderr.isatty(),
         )
         result = run_train(store, cfg.media_dir, tc, log_line=typer.echo)

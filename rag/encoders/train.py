@@ -97,6 +97,8 @@ class TrainConfig:
     finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
     text_loss_weight: float = 0.5  # report<->report InfoNCE with finding-affinity targets (0: off)
     finding_loss_weight: float = 1.0  # finding head on the clip embedding, view-shown findings only (0: off)
+    schedule: str = "cosine"  # learning rate over the run: "cosine" (decays to 0 at the last step) or "constant"
+    stop_after: int | None = None  # end after this epoch (resume later to finish the same run and schedule)
     augment: bool = True  # random gain/gamma/zoom/shift/rotation of training clips
     resume: bool = False
     precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
@@ -541,6 +543,18 @@ def _loader(
     )
 
 
+def learning_rate(cfg: TrainConfig, progress: float) -> float:
+    """The learning rate at ``progress`` (0 = first step, 1 = end of the last epoch) of the run.
+
+    A function of the position alone, so a resumed run follows the same curve as an uninterrupted one.
+    """
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    raise TrainingError(f"unknown learning-rate schedule '{cfg.schedule}'; use 'cosine' or 'constant'")
+
+
 def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
     import contextlib
 
@@ -559,6 +573,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
 
     from rag.encoders import create, load_checkpoint, save_checkpoint
 
+    learning_rate(cfg, 0.0)  # an unknown schedule fails before any work
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -626,7 +641,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         history.append(base)
         log_line(base.line() + "  [untrained]")
     sha = ""
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    last_epoch = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         import time
 
         t0 = time.perf_counter()
@@ -642,8 +658,11 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             augment=cfg.augment,
         )
         total, n = 0.0, 0
+        steps = len(loader)
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
-        for video, idx in bar:
+        for step, (video, idx) in enumerate(bar):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, (epoch - 1 + step / steps) / cfg.epochs)
             batch = [train_items[int(i)] for i in idx]
             with _autocast(cfg, device):
                 loss = _batch_loss(model, text, video.to(device), batch, cfg, rng, text_pool, finding_head)

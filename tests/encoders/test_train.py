@@ -46,7 +46,7 @@ def test_training_learns_checkpoints_and_resumes(ingested_archive: RagConfig, tm
         assert full.history[2].train_loss < full.history[1].train_loss  # it learns
         assert (tmp_path / "full" / "epoch-001.pt").is_file() and full.checkpoint.is_file()
 
-        half = train(store, ingested_archive.media_dir, _cfg(tmp_path / "half", epochs=1), log_line=lines.append)
+        half = train(store, ingested_archive.media_dir, _cfg(tmp_path / "half", stop_after=1), log_line=lines.append)
         assert [h.epoch for h in half.history] == [0, 1]
         resumed = train(
             store, ingested_archive.media_dir, _cfg(tmp_path / "half", epochs=2, resume=True), log_line=lines.append
@@ -83,3 +83,15 @@ def _nearest_report_grade_error(model: object, items: list[ClipItem]) -> tuple[f
     sim.fill_diagonal_(-2.0)
     off_diagonal = ~torch.eye(len(texts), dtype=torch.bool)
     return float(distance.gather(1, sim.argmax(dim=1, keepdim=True)).mean()), float(distance[off_diagonal].mean())
+
+
+def test_learning_rate_follows_the_schedule() -> None:
+    from rag.encoders.train import learning_rate
+
+    cosine = _cfg(Path("unused"), lr=1e-3)
+    assert learning_rate(cosine, 0.0) == 1e-3
+    assert learning_rate(cosine, 0.5) == pytest.approx(5e-4)
+    assert learning_rate(cosine, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(_cfg(Path("unused"), schedule="constant"), 0.9) == 1e-3
+    with pytest.raises(TrainingError, match="unknown learning-rate schedule 'linear'"):
+        learning_rate(_cfg(Path("unused"), schedule="linear"), 0.0)
