@@ -120,6 +120,7 @@ class EpochMetrics:
     n_val_reports: int = 0  # distinct findings texts the held-out clips rank
     finding_error: float = float("nan")  # summed |grade difference| between a clip's report and its top-1 report
     finding_error_chance: float = float("nan")  # the same for a report drawn at random
+    finding_auroc: float = float("nan")  # the finding head's mean held-out study-level AUROC over findings
 
     def line(self) -> str:
         n = self.n_val_reports
@@ -129,6 +130,7 @@ class EpochMetrics:
             f"clip->report R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
             f"study->report R@1={self.study_recall_at_1:.3f} R@5={self.study_recall_at_5:.3f} "
             f"top-1 grade error={self.finding_error:.2f} (random report {self.finding_error_chance:.2f}) "
+            f"finding head AUROC={self.finding_auroc:.3f} "
             f"(held-out: {self.n_val_clips} clips, {self.n_val_studies} studies, {n} reports{chance}; "
             f"{self.seconds:.0f} s)"
         )
@@ -449,12 +451,16 @@ def evaluate(
     batch_size: int = 32,
     workers: int = 0,
     text: TextEncoder | None = None,
+    finding_head: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report).
 
     Also ``finding_error``: the summed grade difference (over :func:`rag.encoders.findings.finding_names`)
     between a clip's own report and the report it ranks first, and ``finding_error_chance``, the mean
-    of the same over all the held-out reports (what a random ranking scores).
+    of the same over all the held-out reports (what a random ranking scores). With ``finding_head``,
+    ``finding_auroc``: per finding, each held-out study's score is the head's mean probability over its
+    clips whose view shows the finding well; the AUROC of that score for grade >= 1, averaged over the
+    findings where the held-out studies hold both classes.
     """
     import torch
 
@@ -470,6 +476,7 @@ def evaluate(
                 "study_recall_at_5",
                 "finding_error",
                 "finding_error_chance",
+                "finding_auroc",
             )
         }
     model.eval()
@@ -504,7 +511,13 @@ def evaluate(
     grades_of = {finding_text(it.report): it.grades for it in items}
     report_grades_t = torch.tensor([grades_of[r] for r in reports], dtype=torch.float32)
     distance = (report_grades_t[truth][:, None, :] - report_grades_t[None, :, :]).abs().sum(dim=2)
+    finding_auroc = (
+        _finding_head_auroc(finding_head, emb, items, model.spec.view_classes)
+        if finding_head is not None
+        else float("nan")
+    )
     return {
+        "finding_auroc": finding_auroc,
         "finding_error": float(distance.gather(1, ranks[:, :1]).mean()),
         "finding_error_chance": float(distance.mean()),
         "view_accuracy": acc,
@@ -515,6 +528,34 @@ def evaluate(
         "n_studies": float(len(studies)),
         "n_reports": float(len(reports)),
     }
+
+
+def _finding_head_auroc(
+    head: torch.nn.Module, emb: torch.Tensor, items: Sequence[ClipItem], view_names: Sequence[str]
+) -> float:
+    """Study-level AUROC of the finding head per finding, averaged (see :func:`evaluate`)."""
+    import torch
+
+    from rag.retrieve.evaluate import auroc
+
+    with torch.no_grad():
+        prob = torch.sigmoid(head(emb.to(next(head.parameters()).device))).float().cpu().numpy()
+    none = (False,) * prob.shape[1]  # unknown view: no finding counted as shown
+    masks = [view_finding_mask(view_names[it.view], threshold=1.0) if it.view >= 0 else none for it in items]
+    studies = sorted({it.study_id for it in items})
+    grades = {it.study_id: it.grades for it in items}
+    values = []
+    for k in range(prob.shape[1]):
+        scores, labels = [], []
+        for study in studies:
+            rows = [i for i, it in enumerate(items) if it.study_id == study and masks[i][k]]
+            if rows:
+                scores.append(float(prob[rows, k].mean()))
+                labels.append(int(grades[study][k] > 0))
+        value = auroc(scores, labels) if scores else float("nan")
+        if not math.isnan(value):
+            values.append(value)
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _loader(
@@ -622,7 +663,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             torch.set_rng_state(torch.tensor(rng_state, dtype=torch.uint8))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.precision in ("auto", "fp16"))
     if start_epoch == 0:
-        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head)
         base = EpochMetrics(
             0,
             float("nan"),
@@ -637,6 +678,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             int(m.get("n_reports", 0)),
             m["finding_error"],
             m["finding_error_chance"],
+            m["finding_auroc"],
         )
         history.append(base)
         log_line(base.line() + "  [untrained]")
@@ -679,7 +721,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             bar.set_postfix(loss=f"{total / max(n, 1):.3f}")
         bar.close()
         recalibrate_batchnorm(model, train_items, batch_size=cfg.batch_size, seed=cfg.seed + epoch)
-        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head)
         metrics = EpochMetrics(
             epoch,
             total / max(n, 1),
@@ -694,6 +736,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             int(m.get("n_reports", 0)),
             m["finding_error"],
             m["finding_error_chance"],
+            m["finding_auroc"],
         )
         history.append(metrics)
         log_line(metrics.line())

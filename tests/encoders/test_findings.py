@@ -89,3 +89,31 @@ def test_finding_head_is_asked_only_about_findings_the_view_shows() -> None:
     assert grad[AS].abs().sum() == 0  # an A4C clip does not show the aortic valve well
     assert grad[finding_names().index("rv_dilation")].abs().sum() > 0  # it shows the right ventricle
     assert _finding_loss(head, emb[1:], [unknown], COARSE_VIEWS) is None  # no view, no finding targets
+
+
+def test_finding_head_auroc_scores_studies_by_the_findings_their_views_show() -> None:
+    import torch
+
+    from rag.encoders.train import _finding_head_auroc
+    from rag.ingest.views import COARSE_VIEWS
+
+    n = len(finding_names())
+    rv = finding_names().index("rv_dilation")
+    a4c = COARSE_VIEWS.index("A4C")
+    items, rows = [], []
+    for study in range(6):
+        grades = [0] * n
+        grades[rv] = study % 2  # every other study has a dilated RV
+        grades[AS] = study % 2  # ... and aortic stenosis, which A4C clips do not show
+        for clip in range(2):
+            items.append(ClipItem(study * 10 + clip, Path("c.npz"), study, f"p{study}", a4c, "", {}, tuple(grades)))
+            rows.append([float(g) for g in grades])
+    emb = torch.tensor(rows)
+    head = torch.nn.Linear(n, n)
+    with torch.no_grad():
+        head.weight.copy_(10 * torch.eye(n))
+        head.bias.fill_(-5.0)
+    assert _finding_head_auroc(head, emb, items, COARSE_VIEWS) == 1.0  # RV only: AS is not shown
+    with torch.no_grad():
+        head.weight.mul_(-1)
+    assert _finding_head_auroc(head, emb, items, COARSE_VIEWS) == 0.0
