@@ -95,7 +95,7 @@ class TrainConfig:
     view_loss_weight: float = 1.0
     section_loss_weight: float = 0.5
     finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
-    text_loss_weight: float = 0.5  # report<->report InfoNCE with finding-affinity targets (0: off)
+    text_loss_weight: float = 0.5  # report<->report InfoNCE, finding-affinity targets at T = finding_temperature or 0.5
     finding_loss_weight: float = 1.0  # finding head on the clip embedding, view-shown findings only (0: off)
     schedule: str = "cosine"  # learning rate over the run: "cosine" (decays to 0 at the last step) or "constant"
     stop_after: int | None = None  # end after this epoch (resume later to finish the same run and schedule)
@@ -334,28 +334,18 @@ def _finding_loss(
     return F.binary_cross_entropy_with_logits(logits[mask], target[mask])
 
 
-def _batch_loss(
-    model: EchoEncoder,
-    text: TextEncoder,
-    video: torch.Tensor,
-    batch: Sequence[ClipItem],
-    cfg: TrainConfig,
-    rng: random.Random,
-    text_pool: Sequence[tuple[str, tuple[int, ...]]] = (),
-    finding_head: torch.nn.Module | None = None,
+def _report_loss(
+    model: EchoEncoder, text: TextEncoder, emb: torch.Tensor, batch: Sequence[ClipItem], cfg: TrainConfig
 ) -> torch.Tensor:
+    """Clip <-> report InfoNCE, one column per distinct findings text, soft targets by finding affinity."""
     import torch
-    import torch.nn.functional as F
 
-    emb, view_logits = model.video_features(video)
-    scale = model.logit_scale.exp().clamp(max=100)
-    # clip <-> report (one column per distinct findings text in the batch)
     reports = sorted({finding_text(it.report) for it in batch})
     col = {t: j for j, t in enumerate(reports)}
     text_emb = text.encode_text(reports)
     view_names = model.spec.view_classes
-    grades_of_text = {finding_text(it.report): it.grades for it in batch}
     if cfg.finding_temperature > 0:
+        grades_of_text = {finding_text(it.report): it.grades for it in batch}
         affinity = finding_affinity(
             [it.grades for it in batch],
             [view_finding_mask(view_names[it.view] if it.view >= 0 else None) for it in batch],
@@ -367,8 +357,16 @@ def _batch_loss(
         positive = torch.zeros(len(batch), len(reports), device=emb.device)
     for i, it in enumerate(batch):
         positive[i, col[finding_text(it.report)]] = 1.0
-    loss = _multi_positive_nce(scale * emb @ text_emb.t(), positive)
-    # clip <-> a section its view informs
+    return _multi_positive_nce(model.logit_scale.exp().clamp(max=100) * emb @ text_emb.t(), positive)
+
+
+def _section_loss(
+    model: EchoEncoder, text: TextEncoder, emb: torch.Tensor, batch: Sequence[ClipItem], rng: random.Random
+) -> torch.Tensor | None:
+    """Clip <-> the text of one report section its view informs (drawn with ``rng``), for known views."""
+    import torch
+
+    view_names = model.spec.view_classes
     pairs: list[tuple[int, str]] = []
     for i, it in enumerate(batch):
         if it.view < 0:
@@ -376,29 +374,49 @@ def _batch_loss(
         options = [it.sections[s] for s in informed_sections(view_names[it.view]) if s in it.sections]
         if options:
             pairs.append((i, finding_text(rng.choice(options))))
-    if len(pairs) > 1 and cfg.section_loss_weight > 0:
-        section_texts = sorted({t for _, t in pairs})
-        tcol = {t: j for j, t in enumerate(section_texts)}
-        sec_emb = text.encode_text(section_texts)
-        rows = torch.tensor([i for i, _ in pairs], device=emb.device)
-        spos = torch.zeros(len(pairs), len(section_texts), dtype=torch.bool, device=emb.device)
-        for r, (_, t) in enumerate(pairs):
-            spos[r, tcol[t]] = True
-        loss = loss + cfg.section_loss_weight * _multi_positive_nce(scale * emb[rows] @ sec_emb.t(), spos)
-    # findings the clip's view shows, read from the clip embedding
+    if len(pairs) < 2:
+        return None
+    section_texts = sorted({t for _, t in pairs})
+    tcol = {t: j for j, t in enumerate(section_texts)}
+    sec_emb = text.encode_text(section_texts)
+    rows = torch.tensor([i for i, _ in pairs], device=emb.device)
+    positive = torch.zeros(len(pairs), len(section_texts), dtype=torch.bool, device=emb.device)
+    for r, (_, t) in enumerate(pairs):
+        positive[r, tcol[t]] = True
+    return _multi_positive_nce(model.logit_scale.exp().clamp(max=100) * emb[rows] @ sec_emb.t(), positive)
+
+
+def _batch_loss(
+    model: EchoEncoder,
+    text: TextEncoder,
+    video: torch.Tensor,
+    batch: Sequence[ClipItem],
+    cfg: TrainConfig,
+    rng: random.Random,
+    text_pool: Sequence[tuple[str, tuple[int, ...]]] = (),
+    finding_head: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """The weighted sum of the losses in the module docstring for one batch."""
+    import torch
+    import torch.nn.functional as F
+
+    emb, view_logits = model.video_features(video)
+    loss = _report_loss(model, text, emb, batch, cfg)
+    if cfg.section_loss_weight > 0:
+        section_loss = _section_loss(model, text, emb, batch, rng)
+        if section_loss is not None:
+            loss = loss + cfg.section_loss_weight * section_loss
     if finding_head is not None and cfg.finding_loss_weight > 0:
-        finding_loss = _finding_loss(finding_head, emb, batch, view_names)
+        finding_loss = _finding_loss(finding_head, emb, batch, model.spec.view_classes)
         if finding_loss is not None:
             loss = loss + cfg.finding_loss_weight * finding_loss
-    # report <-> report, arranged by findings
     if cfg.text_loss_weight > 0:
-        pool = list(text_pool) if text.cached else [(t, grades_of_text[t]) for t in reports]
+        pool = list(text_pool) if text.cached else sorted({(finding_text(it.report), it.grades) for it in batch})
         if len(pool) > TEXT_POOL:
             pool = rng.sample(pool, TEXT_POOL)
         text_loss = _text_loss(model, text, pool, cfg.finding_temperature or 0.5)
         if text_loss is not None:
             loss = loss + cfg.text_loss_weight * text_loss
-    # view head
     labels = torch.tensor([it.view for it in batch], device=emb.device)
     known = labels >= 0
     if bool(known.any()) and cfg.view_loss_weight > 0:
