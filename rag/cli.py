@@ -117,7 +117,7 @@ def train(
     ] = True,
     finding_loss_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the finding head's loss (0: no finding head).")
-    ] = 1.0,
+    ] = 2.0,
     schedule: Annotated[
         str, typer.Option(help="Learning rate over the run: cosine (decays to 0) or constant.")
     ] = "cosine",

@@ -96,7 +96,7 @@ class TrainConfig:
     section_loss_weight: float = 0.5
     finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
     text_loss_weight: float = 0.5  # report<->report InfoNCE, finding-affinity targets at T = finding_temperature or 0.5
-    finding_loss_weight: float = 1.0  # finding head on the clip embedding, view-shown findings only (0: off)
+    finding_loss_weight: float = 2.0  # finding head on the clip embedding, view-shown findings only (0: off)
     schedule: str = "cosine"  # learning rate over the run: "cosine" (decays to 0 at the last step) or "constant"
     stop_after: int | None = None  # end after this epoch (resume later to finish the same run and schedule)
     augment: bool = True  # random gain/gamma/zoom/shift/rotation of training clips
