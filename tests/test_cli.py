@@ -52,3 +52,10 @@ def test_train_refuses_a_negative_finding_temperature(workspace: Path, tmp_path:
     assert result.exit_code == 2
     assert "finding-temperature" in result.output
     assert not (tmp_path / "ck").exists()  # nothing started, nothing written
+
+
+def test_train_refuses_an_unknown_schedule_before_writing(workspace: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "ck"), "--schedule", "linear"])
+    assert result.exit_code == 2
+    assert "unknown learning-rate schedule 'linear'" in result.output
+    assert not (tmp_path / "ck").exists()

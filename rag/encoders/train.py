@@ -321,13 +321,15 @@ def _finding_loss(
     import torch
     import torch.nn.functional as F
 
+    known = [i for i, it in enumerate(batch) if it.view >= 0]
+    if not known:
+        return None
     mask = torch.tensor(
-        [view_finding_mask(view_names[it.view], threshold=1.0) if it.view >= 0 else () for it in batch if it.view >= 0],
+        [view_finding_mask(view_names[batch[i].view], threshold=1.0) for i in known],
         dtype=torch.bool,
         device=emb.device,
     )
-    known = [i for i, it in enumerate(batch) if it.view >= 0]
-    if not known or not bool(mask.any()):
+    if not bool(mask.any()):
         return None
     target = torch.tensor([[g > 0 for g in batch[i].grades] for i in known], dtype=torch.float32, device=emb.device)
     logits = head(emb[known].float())
@@ -560,13 +562,15 @@ def _finding_head_auroc(
         prob = torch.sigmoid(head(emb.to(next(head.parameters()).device))).float().cpu().numpy()
     none = (False,) * prob.shape[1]  # unknown view: no finding counted as shown
     masks = [view_finding_mask(view_names[it.view], threshold=1.0) if it.view >= 0 else none for it in items]
-    studies = sorted({it.study_id for it in items})
+    clips_of: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        clips_of.setdefault(it.study_id, []).append(i)
     grades = {it.study_id: it.grades for it in items}
     values = []
     for k in range(prob.shape[1]):
         scores, labels = [], []
-        for study in studies:
-            rows = [i for i, it in enumerate(items) if it.study_id == study and masks[i][k]]
+        for study, clips in sorted(clips_of.items()):
+            rows = [i for i in clips if masks[i][k]]
             if rows:
                 scores.append(float(prob[rows, k].mean()))
                 labels.append(int(grades[study][k] > 0))
@@ -602,6 +606,16 @@ def _loader(
     )
 
 
+def _check_config(cfg: TrainConfig) -> None:
+    """Refuse settings that cannot train, naming the field (an unknown schedule, a negative weight)."""
+    learning_rate(cfg, 0.0)
+    for name in ("finding_temperature", "text_loss_weight", "finding_loss_weight", "section_loss_weight"):
+        if getattr(cfg, name) < 0:
+            raise TrainingError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.stop_after is not None and cfg.stop_after < 1:
+        raise TrainingError(f"stop_after must be >= 1 (an epoch number), got {cfg.stop_after}")
+
+
 def learning_rate(cfg: TrainConfig, progress: float) -> float:
     """The learning rate at ``progress`` (0 = first step, 1 = end of the last epoch) of the run.
 
@@ -632,7 +646,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
 
     from rag.encoders import create, load_checkpoint, save_checkpoint
 
-    learning_rate(cfg, 0.0)  # an unknown schedule fails before any work
+    _check_config(cfg)  # before any work
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

@@ -95,3 +95,18 @@ def test_learning_rate_follows_the_schedule() -> None:
     assert learning_rate(_cfg(Path("unused"), schedule="constant"), 0.9) == 1e-3
     with pytest.raises(TrainingError, match="unknown learning-rate schedule 'linear'"):
         learning_rate(_cfg(Path("unused"), schedule="linear"), 0.0)
+
+
+def test_bad_settings_are_refused_before_anything_is_written(ingested_archive: RagConfig, tmp_path: Path) -> None:
+    store = open_store(ingested_archive.db_url)
+    try:
+        for field, value, message in (
+            ("finding_loss_weight", -1.0, "finding_loss_weight must be >= 0"),
+            ("finding_temperature", -0.5, "finding_temperature must be >= 0"),
+            ("stop_after", 0, "stop_after must be >= 1"),
+        ):
+            with pytest.raises(TrainingError, match=message):
+                train(store, ingested_archive.media_dir, _cfg(tmp_path / field, **{field: value}))
+            assert not (tmp_path / field).exists()
+    finally:
+        store.close()
