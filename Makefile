@@ -32,6 +32,8 @@ lint: setup
 	$(PY) -m ruff check rag tests bench
 	$(PY) -m ruff format --check rag tests bench
 	$(PY) -m mypy rag
+	# the floors of docs/architecture.md: imports run one way (contract in pyproject.toml)
+	$(VENV)/bin/lint-imports
 
 unit: setup
 	$(PY) -m pytest -m "not integration"

@@ -37,8 +37,8 @@ def _percentiles(ms: list[float]) -> tuple[float, float]:
 def _echoprime_style(drafter: object, studies: list[int]) -> list[float]:
     """Per section: brute-force cosine over every stored section vector of that section, copy the top text."""
     from rag.draft.drafter import Drafter
-    from rag.ingest.sections import ECHO_SECTIONS
-    from rag.retrieve.catalog import Catalog
+    from rag.index.catalog import Catalog
+    from rag.vocab.sections import ECHO_SECTIONS
 
     assert isinstance(drafter, Drafter)
     retriever = drafter.retriever
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--llm-studies", type=int, default=3)
     args = parser.parse_args()
 
-    from rag.config import load_config
+    from rag.core.config import load_config
     from rag.draft import Drafter, ExtractiveGenerator
 
     cfg = load_config(home=args.workspace)
@@ -104,7 +104,7 @@ def main() -> int:
 
 
 def _llm(cfg: object, drafter: object, studies: list[int]) -> float:
-    from rag.config import RagConfig
+    from rag.core.config import RagConfig
     from rag.draft import Drafter, OpenAIGenerator
     from rag.llm.prepare import prepare_model
     from rag.llm.server import VLLMServer

@@ -29,8 +29,8 @@ from pathlib import Path
 
 
 def _grades(text: str, section: str) -> dict[str, int]:
-    from rag.retrieve import PHENOTYPES
-    from rag.retrieve.labels import statement_grade
+    from rag.vocab.findings import PHENOTYPES
+    from rag.vocab.grades import statement_grade
 
     out = {}
     for p in PHENOTYPES.values():
@@ -58,8 +58,8 @@ def _truth(drafter: object, study: int) -> tuple[dict[str, dict[str, int]], floa
 
 
 def _score(report: object, truth: dict[str, dict[str, int]], counts: dict[str, list[int]]) -> None:
-    from rag.draft.report import Report
-    from rag.retrieve import PHENOTYPES
+    from rag.generate.report import Report
+    from rag.vocab.findings import PHENOTYPES
 
     assert isinstance(report, Report)
     for p in PHENOTYPES.values():
@@ -81,10 +81,10 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: <workspace>/checkpoints/last.pt")
     args = parser.parse_args()
 
-    from rag.config import load_config
+    from rag.core.config import load_config
     from rag.draft import Drafter, ExtractiveGenerator
-    from rag.draft.cli import held_out_studies
-    from rag.retrieve import PHENOTYPES
+    from rag.draft.studies import held_out_studies
+    from rag.vocab.findings import PHENOTYPES
 
     cfg = load_config(home=args.workspace)
     drafter = Drafter(cfg, kb=None, checkpoint=args.checkpoint)
@@ -144,7 +144,7 @@ def main() -> int:
 
 
 def _llm(cfg: object, drafter: object, studies: list[int]) -> None:
-    from rag.config import RagConfig
+    from rag.core.config import RagConfig
     from rag.draft import Drafter
     from rag.llm.prepare import prepare_model
     from rag.llm.server import VLLMServer

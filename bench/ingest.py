@@ -65,7 +65,7 @@ def write_cine(path: Path, frames: np.ndarray, index: int) -> None:
 
 
 def run(src: Path, workers: int) -> tuple[float, int]:
-    from rag.config import load_config
+    from rag.core.config import load_config
     from rag.ingest.pipeline import ingest
 
     home = Path(tempfile.mkdtemp(prefix="rag-bench-ws-"))

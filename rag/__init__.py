@@ -6,20 +6,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from rag.core.lazy import lazy_exports
+from rag.core.version import __version__
 
 if TYPE_CHECKING:
     from rag.draft.drafter import draft_report
 
+_LAZY: dict[str, str] = {"draft_report": "rag.draft.drafter"}
 
-def __getattr__(name: str) -> Any:
-    if name == "draft_report":
-        from rag.draft.drafter import draft_report
-
-        return draft_report
-    raise AttributeError(f"module 'rag' has no attribute {name!r}")
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = ["__version__", "draft_report"]

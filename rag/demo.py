@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.config import RagConfig
+from rag.core.config import RagConfig
 
 if TYPE_CHECKING:
     from rag.store import Store
@@ -111,10 +111,10 @@ def run_demo(cfg: RagConfig, opts: DemoOptions, *, echo: Callable[[str], None] =
             counts = embed_store(store, cfg.media_dir, home / "embeddings", model, info.sha256, progress=opts.progress)
             echo("      " + ", ".join(f"{k}={v}" for k, v in counts.items()))
         folder = embeddings_dir(home / "embeddings", model.spec.name, info.sha256)
-        with timer.step(5, "build vector indexes"):
-            _indexes(cfg, folder, echo)
-        with timer.step(6, "learn view weights and vote thresholds"):
-            _view_weights(cfg, store, folder, echo)
+        with timer.step(5, "build the case library"):
+            _indexes(cfg, store, folder, echo)
+        with timer.step(6, "learn view weights and vote thresholds on the training patients"):
+            _view_weights(cfg, store, folder, checkpoint, echo)
     finally:
         store.close()
 
@@ -142,8 +142,8 @@ def _ingest(cfg: RagConfig, archive: Path, opts: DemoOptions, echo: Callable[[st
 
 
 def _train(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> None:
-    from rag.encoders.train import TrainConfig, train
     from rag.store import open_store
+    from rag.train.loop import TrainConfig, train
 
     store = open_store(cfg.db_url)
     try:
@@ -153,25 +153,19 @@ def _train(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[
         store.close()
 
 
-def _indexes(cfg: RagConfig, folder: Path, echo: Callable[[str], None]) -> None:
-    import json
+def _indexes(cfg: RagConfig, store: Store, folder: Path, echo: Callable[[str], None]) -> None:
+    from rag.index.library import LIBRARY_DIR, CaseLibrary
 
-    from rag.encoders.embed import MANIFEST, load_embeddings
-    from rag.index.faiss_index import build_index
-    from rag.index.store import save_index_of_embeddings
-
-    source = json.loads((folder / MANIFEST).read_text())
-    for kind in ("clips", "sections"):
-        vectors = load_embeddings(folder, kind)
-        index = build_index(vectors.vectors, vectors.ids, kind="auto")
-        save_index_of_embeddings(
-            index, cfg.indexes_dir / kind, name=kind, embeddings=folder, embeddings_manifest=source, source=kind
-        )
-        echo(f"      {kind}: {index.kind} index of {len(index)} vectors in {cfg.indexes_dir / kind}")
+    library = CaseLibrary.build(store, folder, cfg.indexes_dir / LIBRARY_DIR)
+    counts = ", ".join(f"{k}={v}" for k, v in library.manifest.counts.items())
+    echo(f"      case library ({counts}): one index per report section, catalog, grades in {library.folder}")
 
 
-def _view_weights(cfg: RagConfig, store: Store, folder: Path, echo: Callable[[str], None]) -> None:
+def _view_weights(cfg: RagConfig, store: Store, folder: Path, checkpoint: Path, echo: Callable[[str], None]) -> None:
+    """Fit the section x view weights and the vote thresholds on the patients the encoder trained on only,
+    so that the drafted (held-out) patient is unseen by every fitted part."""
     from rag.draft.drafter import WEIGHTS_FILE
+    from rag.encoders.checkpoint import read_checkpoint
     from rag.retrieve import (
         CaseRetriever,
         NeighbourVoter,
@@ -182,9 +176,15 @@ def _view_weights(cfg: RagConfig, store: Store, folder: Path, echo: Callable[[st
         thresholds_path,
     )
 
+    held_out = set((read_checkpoint(checkpoint).get("extra") or {}).get("val_patients") or [])
     retriever = CaseRetriever(store, folder, ViewWeights.default())
     catalog = retriever.catalog
-    usable = {s: catalog.studies[s].patient_id for s in catalog.studies if s in retriever.studies}
+    usable = {
+        s: info.patient_id
+        for s, info in ((s, catalog.studies[s]) for s in catalog.studies)
+        if s in retriever.studies and info.patient_pseudonym not in held_out
+    }
+    retriever = retriever.restricted(usable)  # neighbours come from training patients only
     val, train = split_patients(usable, (0.25,), seed=0)
     result = fit_view_weights(retriever, train_studies=train, val_studies=val)
     path = result.weights.save(cfg.home / WEIGHTS_FILE, header=result.lines())
@@ -197,9 +197,9 @@ def _view_weights(cfg: RagConfig, store: Store, folder: Path, echo: Callable[[st
 
 
 def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> Path:
-    from rag.draft.cli import ground_truth_text, held_out_studies
     from rag.draft.drafter import Drafter
-    from rag.draft.render import render_markdown, write_report
+    from rag.draft.studies import ground_truth_text, held_out_studies
+    from rag.render import render_markdown, write_report
 
     drafter = Drafter(cfg, checkpoint=checkpoint)
     studies = held_out_studies(checkpoint, drafter.store)

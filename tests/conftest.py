@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rag.config import RagConfig, load_config
+from rag.core.config import RagConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -98,9 +98,11 @@ KEY = "retrieve-tests-key"
 
 @dataclass(frozen=True)
 class EmbeddedArchive:
-    """An ingested simulated archive and the embeddings folder of a fresh ``echo-video-tiny`` checkpoint.
+    """An ingested simulated archive, the embeddings folder of a fresh ``echo-video-tiny`` checkpoint and
+    the case library built from them.
 
-    The workspace has the default layout: ``<home>/checkpoints/last.pt`` and ``<home>/embeddings/``.
+    The workspace has the default layout: ``<home>/checkpoints/last.pt``, ``<home>/embeddings/`` and
+    ``<home>/indexes/library/``.
     """
 
     archive: Path
@@ -114,6 +116,7 @@ def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchiv
     """3 simulated patients ingested at 64 px, embedded with an untrained tiny encoder (session-wide)."""
     from rag.encoders import create, load_checkpoint, save_checkpoint
     from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.index.library import LIBRARY_DIR, CaseLibrary
     from rag.ingest.pipeline import ingest
     from rag.simulate.archive import SimulationOptions, simulate_archive
     from rag.store import open_store
@@ -133,10 +136,10 @@ def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchiv
     save_checkpoint(create("echo-video-tiny"), ckpt)
     model, info = load_checkpoint(ckpt)
     store = open_store(cfg.db_url)
+    folder = embeddings_dir(cfg.home / "embeddings", model.spec.name, info.sha256)
     try:
         embed_store(store, cfg.media_dir, cfg.home / "embeddings", model, info.sha256, batch_size=16)
+        CaseLibrary.build(store, folder, cfg.indexes_dir / LIBRARY_DIR)
     finally:
         store.close()
-    return EmbeddedArchive(
-        root / "archive", cfg, embeddings_dir(cfg.home / "embeddings", model.spec.name, info.sha256), ckpt
-    )
+    return EmbeddedArchive(root / "archive", cfg, folder, ckpt)

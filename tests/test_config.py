@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import load_config
-from rag.errors import ConfigError
+from rag.core.config import load_config
+from rag.core.errors import ConfigError
 
 
 def test_defaults_and_workspace_paths(workspace: Path) -> None:

@@ -2,7 +2,8 @@
 
 ::
 
-    from rag.draft import Drafter, render_markdown
+    from rag.draft import Drafter
+    from rag.render import render_markdown
 
     drafter = Drafter()                      # the workspace's checkpoint, embeddings, KB
     report = drafter.draft(42)               # or a folder of DICOMs, ingested on the fly
@@ -15,17 +16,17 @@ OpenAI-compatible endpoint, vLLM first). Importing this package loads neither to
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
+from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from rag.draft.context import DraftContext, assemble_report, gather_context
+    from rag.draft.context import gather_context
     from rag.draft.drafter import Drafter, DraftingError, draft_report
-    from rag.draft.extractive import ExtractiveGenerator
-    from rag.draft.llm import DRAFT_SCHEMA, DraftError, OpenAIGenerator, build_prompt
-    from rag.draft.render import render_html, render_markdown, write_report
-    from rag.draft.report import (
+    from rag.generate.context import DraftContext, assemble_report
+    from rag.generate.extractive import ExtractiveGenerator
+    from rag.generate.openai import DRAFT_SCHEMA, DraftError, OpenAIGenerator, build_prompt
+    from rag.generate.report import (
         CaseEvidence,
         ClipSummary,
         FindingDraft,
@@ -40,22 +41,19 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
-    "DraftContext": "rag.draft.context",
-    "assemble_report": "rag.draft.context",
+    "DraftContext": "rag.generate.context",
+    "assemble_report": "rag.generate.context",
     "gather_context": "rag.draft.context",
     "Drafter": "rag.draft.drafter",
     "DraftingError": "rag.draft.drafter",
     "draft_report": "rag.draft.drafter",
-    "ExtractiveGenerator": "rag.draft.extractive",
-    "DRAFT_SCHEMA": "rag.draft.llm",
-    "DraftError": "rag.draft.llm",
-    "OpenAIGenerator": "rag.draft.llm",
-    "build_prompt": "rag.draft.llm",
-    "render_html": "rag.draft.render",
-    "render_markdown": "rag.draft.render",
-    "write_report": "rag.draft.render",
+    "ExtractiveGenerator": "rag.generate.extractive",
+    "DRAFT_SCHEMA": "rag.generate.openai",
+    "DraftError": "rag.generate.openai",
+    "OpenAIGenerator": "rag.generate.openai",
+    "build_prompt": "rag.generate.openai",
     **{
-        name: "rag.draft.report"
+        name: "rag.generate.report"
         for name in (
             "CaseEvidence",
             "ClipSummary",
@@ -73,12 +71,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
@@ -104,7 +97,4 @@ __all__ = [
     "build_prompt",
     "draft_report",
     "gather_context",
-    "render_html",
-    "render_markdown",
-    "write_report",
 ]

@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from rag.draft.context import DraftContext, KBSearcher, gather_context
-from rag.draft.extractive import ExtractiveGenerator
-from rag.draft.report import Report
-from rag.errors import RagError
+from rag.core.errors import RagError
+from rag.draft.context import gather_context
+from rag.generate.context import DraftContext, KBSearcher
+from rag.generate.extractive import ExtractiveGenerator
+from rag.generate.protocol import Generator
+from rag.generate.report import Report
 
 if TYPE_CHECKING:
-    from rag.config import RagConfig
-    from rag.draft.llm import OpenAIGenerator
+    from rag.core.config import RagConfig
     from rag.encoders.model import EchoEncoder
     from rag.ingest.outcome import ItemOutcome
     from rag.retrieve import CaseRetriever, NeighbourVoter, ViewWeights
@@ -47,7 +48,7 @@ class Drafter:
     """Drafts reports from one workspace (store, encoder checkpoint, embeddings, KB).
 
     Args:
-        config: the configuration (default: :func:`rag.config.load_config`).
+        config: the configuration (default: :func:`rag.core.config.load_config`).
         checkpoint: encoder checkpoint (default ``<workspace>/checkpoints/last.pt``).
         weights: the section x view table: "default", "uniform" or a file; default: the workspace's
             learned ``view-weights.yaml`` when present, else the default table.
@@ -56,6 +57,8 @@ class Drafter:
         kb: knowledge base; default: the workspace's ``kb/`` folder when it holds one, else none.
         kb_k: knowledge passages per section.
         device: torch device for embedding new studies.
+        library: the case library to open (default ``<workspace>/indexes/library``, written by
+            ``rag index library`` or ``rag demo``).
     """
 
     def __init__(
@@ -69,8 +72,9 @@ class Drafter:
         kb: KBSearcher | Literal["auto"] | None = "auto",
         kb_k: int = 2,
         device: str = "cpu",
+        library: Path | None = None,
     ) -> None:
-        from rag.config import load_config
+        from rag.core.config import load_config
         from rag.encoders.embed import embeddings_dir
         from rag.store import open_store
 
@@ -92,12 +96,26 @@ class Drafter:
         self.kb: KBSearcher | None = self._open_kb() if kb == "auto" else kb
         self._retriever: CaseRetriever | None = None
         self._voter: NeighbourVoter | None = None
+        from rag.core.digest import file_sha256
+        from rag.index.library import LIBRARY_DIR
+
+        self.library_dir = Path(library) if library is not None else self.config.home / "indexes" / LIBRARY_DIR
+        self.sha256 = file_sha256(self.checkpoint)
+        self._encoder_name = self._encoder_of_checkpoint()
+        self.embeddings = embeddings_dir(self.config.home / "embeddings", self._encoder_name, self.sha256)
+
+    def _encoder_of_checkpoint(self) -> str:
+        """The checkpoint's encoder name: from the case library's manifest when it was built from this very
+        checkpoint (no torch import), else from the checkpoint itself."""
+        from rag.index.library import CaseLibrary
+
+        if (self.library_dir / "manifest.json").is_file():
+            manifest = CaseLibrary.read_manifest(self.library_dir)
+            if manifest.checkpoint_sha256 == self.sha256:
+                return manifest.encoder
         from rag.encoders.checkpoint import read_checkpoint
 
-        header = read_checkpoint(self.checkpoint)
-        self.sha256 = str(header["sha256"])
-        self._encoder_name = str(header["spec"]["name"])
-        self.embeddings = embeddings_dir(self.config.home / "embeddings", self._encoder_name, self.sha256)
+        return str(read_checkpoint(self.checkpoint)["spec"]["name"])
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -129,17 +147,22 @@ class Drafter:
 
     @property
     def retriever(self) -> CaseRetriever:
+        """The retriever over the case library (opened, never rebuilt: ``rag index library`` builds it)."""
         if self._retriever is None:
+            from rag.index.library import CaseLibrary
             from rag.retrieve import CaseRetriever
 
-            if not (self.embeddings / "manifest.json").is_file():
-                raise DraftingError(
-                    f"no embeddings of checkpoint {self.sha256[:12]} in '{self.embeddings}': "
-                    f"run `rag embed --checkpoint {self.checkpoint}`"
+            if not (self.library_dir / "manifest.json").is_file():
+                hint = (
+                    f"run `rag embed --checkpoint {self.checkpoint}`, then `rag index library`"
+                    if not (self.embeddings / "manifest.json").is_file()
+                    else "run `rag index library`"
                 )
-            self._retriever = CaseRetriever(
-                self.store, self.embeddings, self._weights(), encoder=self._encoder_name, checkpoint_sha256=self.sha256
-            ).warm_up()
+                raise DraftingError(f"no case library at '{self.library_dir}': {hint}")
+            library = CaseLibrary.open(
+                self.library_dir, encoder=self._encoder_name, checkpoint_sha256=self.sha256, store=self.store
+            )
+            self._retriever = CaseRetriever(self.store, weights=self._weights(), library=library).warm_up()
         return self._retriever
 
     @property
@@ -169,14 +192,12 @@ class Drafter:
             encoder=f"{self._encoder_name}@{self.sha256[:12]}",
         )
 
-    def generator(
-        self, name: GeneratorName = "extractive", *, base_url: str | None = None
-    ) -> ExtractiveGenerator | OpenAIGenerator:
+    def generator(self, name: GeneratorName = "extractive", *, base_url: str | None = None) -> Generator:
         """The named generator; ``openai`` talks to ``base_url`` (default: the configured ``llm.base_url``)."""
         if name == "extractive":
             return ExtractiveGenerator()
         if name == "openai":
-            from rag.draft.llm import OpenAIGenerator, estimate_tokens, tokenizer_counter
+            from rag.generate.openai import OpenAIGenerator, estimate_tokens, tokenizer_counter
             from rag.llm.client import ChatClient
 
             llm = self.config.llm
@@ -195,7 +216,7 @@ class Drafter:
         self,
         study: int | str | Path,
         *,
-        generator: GeneratorName | ExtractiveGenerator | OpenAIGenerator = "extractive",
+        generator: GeneratorName | Generator = "extractive",
         before_date: dt.date | None = None,
     ) -> Report:
         """Draft the report of a stored study ID, or of a folder of DICOMs (ingested and embedded first)."""
@@ -227,9 +248,19 @@ class Drafter:
                 f"'{path}' holds {len(studies)} studies ({sorted(studies)}); draft one folder per study"
             )
         embed_store(self.store, self.config.media_dir, self.config.home / "embeddings", self.model, self.sha256)
-        self._retriever = None  # reload with the new vectors
+        self._update_library()
+        self._retriever = None  # reopen with the new study
         self._voter = None
         return studies[0]
+
+    def _update_library(self) -> None:
+        """Add what the store gained (the ingested study) to the case library, without a rebuild."""
+        from rag.index.library import CaseLibrary
+
+        if not (self.library_dir / "manifest.json").is_file():
+            raise DraftingError(f"no case library at '{self.library_dir}': run `rag index library`")
+        library = CaseLibrary.open(self.library_dir, encoder=self._encoder_name, checkpoint_sha256=self.sha256)
+        library.update(self.store, self.embeddings)
 
     def _studies_of(self, items: Sequence[ItemOutcome]) -> list[int]:
         """The studies that ingested (or already stored, duplicate) clips and stills belong to."""

@@ -18,15 +18,15 @@ first use of their names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
-from rag.encoders.digest import file_sha256
+from rag.core.digest import file_sha256
+from rag.core.lazy import lazy_exports
 from rag.encoders.pretrained import ALIASES
 from rag.encoders.protocols import Encoder
 from rag.encoders.registry import REGISTRY_ENV, get_spec, list_encoders
 from rag.encoders.spec import DEFAULT_ENCODER, EncoderSpec, Preprocessing, TowerSpec
-from rag.ingest.views import COARSE_VIEWS
+from rag.vocab.views import COARSE_VIEWS
 
 if TYPE_CHECKING:
     from rag.encoders.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
@@ -53,12 +53,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -33,11 +33,11 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from rag import __version__ as rag_version
+from rag.core.clipfile import write_atomic
+from rag.core.errors import CheckpointError
+from rag.core.version import __version__ as rag_version
 from rag.encoders.model import EchoEncoder
 from rag.encoders.spec import EncoderSpec
-from rag.errors import CheckpointError
-from rag.ingest.clipfile import write_atomic
 
 FORMAT = "rag-encoder/1"
 """Format tag of the checkpoints this module writes and reads."""

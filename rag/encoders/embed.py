@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select
 
-from rag.errors import RagError
-from rag.ingest.clipfile import read_clip, write_atomic
+from rag.core.clipfile import read_clip, write_atomic
+from rag.core.errors import RagError
 from rag.store import Clip, ReportSection, StillImage, Store
 
 if TYPE_CHECKING:

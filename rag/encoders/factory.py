@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.core.errors import CheckpointError, EncoderError
 from rag.encoders.pretrained import preflight
 from rag.encoders.registry import get_spec
 from rag.encoders.spec import DEFAULT_ENCODER, EncoderSpec
 from rag.encoders.towers import TEXT_BUILDERS, VIDEO_BUILDERS, BuildContext, load_builder
-from rag.errors import CheckpointError, EncoderError
 
 if TYPE_CHECKING:
     import torch

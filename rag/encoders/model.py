@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rag.core.errors import EncoderInputError
 from rag.encoders.spec import EncoderSpec
-from rag.errors import EncoderInputError
 
 TextTokens = dict[str, Any]
 """Tokenizer output: tensors (moved to the model's device before the text tower runs) and plain values."""

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rag.core.errors import EncoderInputError
 from rag.encoders.spec import Preprocessing
-from rag.errors import EncoderInputError
 
 
 def _frames_tensor(pixels: np.ndarray, pre: Preprocessing, keep: int) -> torch.Tensor:

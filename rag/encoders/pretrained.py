@@ -3,7 +3,7 @@
 Nothing here downloads. A hub repository (``hf-hub:org/repo``), an alias of one (``echoclip``,
 ``echoclip-r``, ``biomedclip``) or an open_clip tag (``openai``, ...) resolves only when its files
 are already in the Hugging Face cache (or, for tags with a URL, in open_clip's ``~/.cache/clip``);
-otherwise :class:`~rag.errors.WeightsUnavailableError` says at once which files to download and
+otherwise :class:`~rag.core.errors.WeightsUnavailableError` says at once which files to download and
 where to put them. This module does not import torch or open_clip, so the check runs before any
 model is built.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.core.errors import EncoderError, WeightsUnavailableError
 from rag.encoders.spec import EncoderSpec, OpenClipFramesKwargs
-from rag.errors import EncoderError, WeightsUnavailableError
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"

@@ -19,7 +19,6 @@ An entry file holds the fields of :class:`~rag.encoders.spec.EncoderSpec`::
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from dataclasses import dataclass
@@ -31,8 +30,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from rag.core.errors import ConfigError, UnknownEncoderError
+from rag.core.lookup import look_up_option
+from rag.core.validation import format_validation_error
 from rag.encoders.spec import EncoderSpec
-from rag.errors import ConfigError, UnknownEncoderError
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ def _parse(text: str, source: str) -> EncoderSpec:
     try:
         return EncoderSpec.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '-'}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"Encoder entry {source} is invalid: {problems}") from e
+        raise ConfigError(f"Encoder entry {source} is invalid: {format_validation_error(e)}") from e
 
 
 def _entry_files(folder: Traversable) -> list[Traversable]:
@@ -139,13 +139,14 @@ def get_spec(name: str) -> EncoderSpec:
     entries = load_registry()
     if name in entries:
         return entries[name].spec
-    names = sorted(entries)
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise UnknownEncoderError(
-        f"Unknown encoder {name!r}.{hint} Available: {names}. "
-        f"To add one, put a YAML entry in a folder named in {REGISTRY_ENV}."
+    look_up_option(
+        name,
+        entries,
+        what="encoder",
+        error=UnknownEncoderError,
+        fix=f"To add one, put a YAML entry in a folder named in {REGISTRY_ENV}.",
     )
+    raise AssertionError("unreachable")
 
 
 def entry_source(name: str) -> str:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.validation import format_validation_error
+from rag.vocab.views import COARSE_VIEWS
 
 DEFAULT_ENCODER = "echo-video-tiny"
 """The encoder :func:`rag.encoders.create` builds when no name is given."""
@@ -196,8 +197,7 @@ def _normalise_tower(role: str, tower: Any, table: dict[str, type[BaseModel]]) -
     try:
         kwargs = table[arch].model_validate(tower.get("kwargs") or {})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '-'}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"{role}.kwargs of architecture {arch!r}: {problems}") from None
+        raise ValueError(f"{role}.kwargs of architecture {arch!r}: {format_validation_error(e)}") from None
     return {**tower, "kwargs": kwargs.model_dump(mode="json")}
 
 

@@ -13,9 +13,9 @@ Nothing heavy is imported with this package: names load on first use, FAISS and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
+from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rag.index.faiss_index import FaissIndex, FaissParams, build_index, choose_kind
@@ -39,12 +39,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

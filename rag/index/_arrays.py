@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.errors import IndexInputError
+from rag.core.errors import IndexInputError
 
 NORM_TOLERANCE = 1e-4
 """Rows whose L2 norm differs from 1 by more than this are normalised on the way in."""

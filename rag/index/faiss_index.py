@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rag.errors import IndexInputError, VectorIndexError
+from rag.core.errors import IndexInputError, VectorIndexError
+from rag.core.validation import format_validation_error
 from rag.index._arrays import check_ids, check_k, check_vectors, empty_results, members, tidy, topk_exact
 from rag.index.protocol import SearchFilter
 
@@ -147,7 +148,7 @@ def _params(kind: str, params: dict[str, Any]) -> FaissParams:
         return FaissParams(**params)
     except ValidationError as e:
         allowed = sorted(FaissParams.model_fields)
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        problems = format_validation_error(e)
         raise VectorIndexError(f"Invalid FAISS index parameters ({problems}). Allowed parameters: {allowed}") from e
 
 

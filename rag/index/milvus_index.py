@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rag.errors import IndexInputError, VectorIndexError
+from rag.core.errors import IndexInputError, VectorIndexError
+from rag.core.validation import format_validation_error
 from rag.index._arrays import check_ids, check_k, check_vectors, empty_results, tidy
 from rag.index.faiss_index import default_pq_m
 from rag.index.protocol import SearchFilter
@@ -106,7 +107,7 @@ class MilvusIndex:
         except ValidationError as e:
             allowed = sorted(MilvusParams.model_fields)
             raise VectorIndexError(
-                f"Invalid Milvus index parameters ({e.errors()[0]['msg']}). Allowed: {allowed}"
+                f"Invalid Milvus index parameters ({format_validation_error(e)}). Allowed: {allowed}"
             ) from e
         self._dim = dim
         self._kind = kind

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.errors import IndexInputError
+from rag.core.errors import IndexInputError
 
 
 def _id_set(value: object, name: str) -> np.ndarray | None:

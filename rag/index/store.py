@@ -2,7 +2,7 @@
 
 The manifest names the embeddings an index was built from (encoder, checkpoint sha256, dimension,
 metric, normalisation, preprocessing, source kind) and how it was built. Loading checks it against the
-encoder and checkpoint in use and refuses a mismatch (:class:`rag.errors.ManifestMismatchError`):
+encoder and checkpoint in use and refuses a mismatch (:class:`rag.core.errors.ManifestMismatchError`):
 vectors of another encoder are not comparable, and searching them would return confident nonsense.
 """
 
@@ -13,32 +13,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from rag.errors import ManifestMismatchError, VectorIndexError
+from rag.core.errors import ManifestMismatchError, VectorIndexError
+from rag.core.manifest import VectorManifest, mismatch
+from rag.core.validation import format_validation_error
 from rag.index.protocol import VectorIndex
 
 MANIFEST = "manifest.json"
 SOURCES = ("clips", "images", "sections")
 
 
-class IndexManifest(BaseModel):
+class IndexManifest(VectorManifest):
     """What an index holds and how it was built (``indexes/<name>/manifest.json``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="Folder name under indexes/.")
     backend: Literal["faiss", "milvus"]
     kind: Literal["flat", "hnsw", "ivf_flat", "ivf_pq"]
-    encoder: str = Field(min_length=1, description="Encoder registry name that made the vectors.")
-    checkpoint_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the encoder checkpoint.")
-    dim: int = Field(ge=1)
-    metric: Literal["inner_product"] = "inner_product"
-    normalisation: Literal["l2"] = "l2"
-    preprocessing: dict[str, Any] = Field(default_factory=dict, description="The encoder's input preprocessing.")
     count: int = Field(ge=0, description="Vectors in the index when it was saved.")
     build_params: dict[str, Any] = Field(default_factory=dict, description="Back-end build and search parameters.")
-    created_at: datetime
     source: Literal["clips", "images", "sections"] = Field(description="Which embeddings: clips, images or sections.")
     embeddings_dir: str | None = Field(None, description="The `rag embed` folder the vectors came from.")
 
@@ -72,7 +65,7 @@ def manifest_for(
             embeddings_dir=str(embeddings_dir) if embeddings_dir is not None else None,
         )
     except ValidationError as e:
-        raise VectorIndexError(f"Invalid index manifest: {_errors(e)}") from e
+        raise VectorIndexError(f"Invalid index manifest: {format_validation_error(e)}") from e
 
 
 def save_index(index: VectorIndex, folder: Path, manifest: IndexManifest) -> None:
@@ -81,7 +74,7 @@ def save_index(index: VectorIndex, folder: Path, manifest: IndexManifest) -> Non
     Raises:
         VectorIndexError: the manifest does not describe this index (kind, dim, count or backend).
     """
-    from rag.ingest.clipfile import write_atomic
+    from rag.core.clipfile import write_atomic
 
     folder = Path(folder)
     actual = {
@@ -145,7 +138,7 @@ def read_manifest(folder: Path) -> IndexManifest:
     try:
         return IndexManifest.model_validate(data)
     except ValidationError as e:
-        raise VectorIndexError(f"{path} is not a valid index manifest: {_errors(e)}") from e
+        raise VectorIndexError(f"{path} is not a valid index manifest: {format_validation_error(e)}") from e
 
 
 def check_manifest(
@@ -167,20 +160,9 @@ def check_manifest(
         f"rebuild it: `rag index build --embeddings <workspace>/embeddings/{encoder}@{sha[:12]} "
         f"--source {manifest.source} --name {manifest.name} --kind {manifest.kind}`"
     )
-    where = f"Index '{manifest.name}' ({folder})"
-    if expect_encoder is not None and manifest.encoder != expect_encoder:
-        raise ManifestMismatchError(
-            f"{where} was built from encoder '{manifest.encoder}' but encoder '{expect_encoder}' is in use; {rebuild}"
-        )
-    if expect_checkpoint_sha256 is not None and manifest.checkpoint_sha256 != expect_checkpoint_sha256:
-        raise ManifestMismatchError(
-            f"{where} was built from checkpoint sha256 {manifest.checkpoint_sha256[:12]}… but checkpoint "
-            f"{expect_checkpoint_sha256[:12]}… is in use; {rebuild}"
-        )
-    if expect_dim is not None and manifest.dim != expect_dim:
-        raise ManifestMismatchError(
-            f"{where} holds {manifest.dim}-d vectors but the encoder in use makes {expect_dim}-d ones; {rebuild}"
-        )
+    problem = mismatch(manifest, encoder=expect_encoder, checkpoint_sha256=expect_checkpoint_sha256, dim=expect_dim)
+    if problem is not None:
+        raise ManifestMismatchError(f"Index '{manifest.name}' ({folder}) {problem}; {rebuild}")
 
 
 def load_index(
@@ -233,7 +215,3 @@ def load_index(
             f"{manifest.count} {manifest.dim}-d ones; it was changed without saving, rebuild it with `rag index build`"
         )
     return index, manifest
-
-
-def _errors(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors())

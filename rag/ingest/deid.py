@@ -45,7 +45,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from rag.errors import ConfigError, DeidentificationError
+from rag.core.errors import ConfigError, DeidentificationError
 from rag.ingest.ps315 import ACTIONS
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Decode the pixel data of a DICOM instance into :class:`~rag.ingest.media.DecodedMedia`.
 
 The header is checked before any pixel is decoded, so an absurd ``Rows`` / ``Columns`` /
-``NumberOfFrames`` fails at once with :class:`~rag.errors.InvalidMediaError` instead of exhausting
+``NumberOfFrames`` fails at once with :class:`~rag.core.errors.InvalidMediaError` instead of exhausting
 memory. Decoding goes through pydicom's pixel decoders and the installed pylibjpeg plugins (RLE, JPEG
 baseline / extended / lossless, JPEG-LS, JPEG 2000). Colour conversion is done once: pydicom already
 returns RGB for YBR_FULL, YBR_FULL_422 and JPEG 2000 YBR_RCT / YBR_ICT, and its report of the
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
+from rag.core.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.media import DecodedMedia, MediaKind, TimingSource, UltrasoundRegion
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rag.ingest.clipfile import write_atomic
+from rag.core.clipfile import write_atomic
 
 Status = Literal["ingested", "duplicate", "skipped"]
 

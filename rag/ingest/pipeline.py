@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from rag.config import RagConfig
-from rag.errors import DeidentificationError, IngestError, RagError
-from rag.ingest.clipfile import sweep_orphans, write_atomic
+from rag.core.clipfile import sweep_orphans, write_atomic
+from rag.core.config import RagConfig
+from rag.core.errors import DeidentificationError, IngestError, RagError
 from rag.ingest.deid import Pseudonymizer, deidentify, header_to_json
 from rag.ingest.discover import SourceFile, SourceKind, discover
 from rag.ingest.outcome import IngestReport, ItemOutcome

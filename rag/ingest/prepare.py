@@ -1,7 +1,7 @@
 """Turning one source file into a stored-ready clip or still (the work done in worker processes).
 
 Nothing here touches the store or the pseudonymisation key: a worker gets a path and the ingestion
-settings and returns pixels plus technical metadata, or raises an :class:`rag.errors.IngestError`.
+settings and returns pixels plus technical metadata, or raises an :class:`rag.core.errors.IngestError`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag.config import IngestConfig
-from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
-from rag.ingest.clipfile import encode_clip
+from rag.core.clipfile import encode_clip
+from rag.core.config import IngestConfig
+from rag.core.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.media import DecodedMedia
-from rag.ingest.views import ViewLabel, view_from_dicom
+from rag.vocab.views import ViewLabel, view_from_dicom
 
 StoredKind = Literal["clip", "image"]
 
@@ -31,7 +31,7 @@ class PreparedMedia:
     source_format: Literal["dicom", "video", "image"]
     source_sha256: str  # of the encoded pixel data (DICOM) or of the file bytes (video, image)
     content_sha256: str  # of the decoded source frames: equal pixels in any encoding give one hash
-    data: bytes  # the encoded clip file (see rag.ingest.clipfile)
+    data: bytes  # the encoded clip file (see rag.core.clipfile)
     view: ViewLabel | None
     source_frames: int
     source_height: int

@@ -17,21 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from rag.errors import IngestError, RagError
+from rag.core.errors import IngestError, RagError
 from rag.ingest.deid import Pseudonymizer, scrub_text
 from rag.ingest.discover import SourceFile
 from rag.ingest.measurements import extract_measurements
 from rag.ingest.outcome import ItemOutcome
-from rag.ingest.sections import (
-    FREE_TEXT,
-    ParsedReport,
-    detect_report_kind,
-    parse_cxr_report,
-    parse_echo_report,
-    parse_iu_xray_xml,
-)
+from rag.ingest.sections import ParsedReport, detect_report_kind, parse_cxr_report, parse_echo_report, parse_iu_xray_xml
 from rag.ingest.writer import ParsedMeasurement, ParsedSection, StudyKey, report_exists, store_report
 from rag.store import Patient, Store, Study
+from rag.vocab.sections import FREE_TEXT
 
 _UID_LINE = re.compile(r"^\s*Study\s*Instance\s*UID\s*[:=]\s*([0-9.]+)\s*$", re.IGNORECASE | re.MULTILINE)
 MAX_REPORT_BYTES = 2_000_000

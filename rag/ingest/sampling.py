@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.errors import InvalidMediaError
+from rag.core.errors import InvalidMediaError
 from rag.ingest.mask import SectorMask, apply_mask
 from rag.ingest.media import DecodedMedia
 

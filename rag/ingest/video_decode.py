@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
+from rag.core.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.media import DecodedMedia
 
 __all__ = ["GRAY_COLOUR_FRACTION", "GRAY_SPREAD_TOLERANCE", "decode_image", "decode_video", "to_grayscale_if_gray"]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rag.ingest.clipfile import relative_clip_path, write_atomic
+from rag.core.clipfile import relative_clip_path, write_atomic
 from rag.ingest.prepare import PreparedMedia
 from rag.store import Clip, Measurement, Patient, Report, ReportSection, Series, StillImage, Store, Study
 

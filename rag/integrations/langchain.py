@@ -29,9 +29,9 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import ConfigDict
 
+from rag.core.errors import RagError
 from rag.draft.drafter import Drafter, GeneratorName
-from rag.draft.report import Report
-from rag.errors import RagError
+from rag.generate.report import Report
 
 __all__ = ["CaseRetrieverLC", "KnowledgeBaseRetrieverLC", "drafting_chain"]
 

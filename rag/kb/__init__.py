@@ -18,9 +18,9 @@ Importing this package imports neither numpy nor the embedding model: names load
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
+from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rag.kb.chunk import DEFAULT_MAX_CHARS, KBChunk, chunk_document
@@ -62,12 +62,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -1,8 +1,8 @@
-"""Typed exceptions of the knowledge base (all derive from :class:`rag.errors.RagError`)."""
+"""Typed exceptions of the knowledge base (all derive from :class:`rag.core.errors.RagError`)."""
 
 from __future__ import annotations
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 __all__ = ["KBError", "KBModelMismatchError", "KBQueryError", "UnknownChunkError"]
 

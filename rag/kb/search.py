@@ -19,13 +19,13 @@ poorly is still found through BM25, and a paraphrase with no shared word through
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rag.core.lookup import did_you_mean
 from rag.kb.chunk import KBChunk
 from rag.kb.embed import TextEmbedder
 from rag.kb.errors import KBError, KBQueryError, UnknownChunkError
@@ -193,8 +193,7 @@ class KnowledgeBase:
         """
         row = self._by_id.get(chunk_id)
         if row is None:
-            near = difflib.get_close_matches(chunk_id, list(self._by_id), n=3)
-            hint = f" Did you mean {near}?" if near else ""
+            hint = did_you_mean(chunk_id, self._by_id, n=3)
             raise UnknownChunkError(f"No chunk '{chunk_id}' in the knowledge base at {self.folder}.{hint}")
         return self._chunks[row]
 

@@ -14,9 +14,9 @@ this package: torch and transformers load only inside :func:`prepare_model`, vLL
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
+from rag.core.lazy import lazy_exports
 from rag.llm.errors import (
     LLMConnectionError,
     LLMError,
@@ -44,12 +44,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from rag.llm.errors import LLMConnectionError, LLMError, LLMHTTPError, LLMOutputError
 
 if TYPE_CHECKING:
-    from rag.config import LLMConfig
+    from rag.core.config import LLMConfig
 
 log = logging.getLogger(__name__)
 

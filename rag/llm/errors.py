@@ -1,12 +1,12 @@
 """Typed exceptions of the report generator stage (:mod:`rag.llm`).
 
-Like :mod:`rag.errors`: each message names the bad value, what is allowed and the fix; only the CLI
+Like :mod:`rag.core.errors`: each message names the bad value, what is allowed and the fix; only the CLI
 turns them into exit codes.
 """
 
 from __future__ import annotations
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 
 class LLMError(RagError):

@@ -35,7 +35,7 @@ import httpx
 from rag.llm.errors import ServerStartError
 
 if TYPE_CHECKING:
-    from rag.config import RagConfig
+    from rag.core.config import RagConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,11 @@ Importing this package imports neither numpy nor the store: names load on first 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rag._lazy import resolve
+from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from rag.retrieve.evaluate import EvaluationReport, auroc, evaluate_archive
     from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
     from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit, StudyRetrieval, mmr_order
     from rag.retrieve.study import (
@@ -33,9 +32,7 @@ if TYPE_CHECKING:
         study_section_embeddings,
     )
     from rag.retrieve.voting import (
-        PHENOTYPES,
         NeighbourVoter,
-        Phenotype,
         Prediction,
         StudyPredictions,
         Thresholds,
@@ -56,9 +53,7 @@ _LAZY: dict[str, str] = {
     "SectionHit": "rag.retrieve.retriever",
     "StudyRetrieval": "rag.retrieve.retriever",
     "mmr_order": "rag.retrieve.retriever",
-    "PHENOTYPES": "rag.retrieve.voting",
     "NeighbourVoter": "rag.retrieve.voting",
-    "Phenotype": "rag.retrieve.voting",
     "Prediction": "rag.retrieve.voting",
     "StudyPredictions": "rag.retrieve.voting",
     "Thresholds": "rag.retrieve.voting",
@@ -67,27 +62,16 @@ _LAZY: dict[str, str] = {
     "FitResult": "rag.retrieve.fit",
     "fit_view_weights": "rag.retrieve.fit",
     "split_patients": "rag.retrieve.fit",
-    "EvaluationReport": "rag.retrieve.evaluate",
-    "auroc": "rag.retrieve.evaluate",
-    "evaluate_archive": "rag.retrieve.evaluate",
 }
 
 
-def __getattr__(name: str) -> Any:
-    return resolve(__name__, _LAZY, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "PHENOTYPES",
     "CaseRetriever",
-    "EvaluationReport",
     "FitResult",
     "NeighbourVoter",
-    "Phenotype",
     "Prediction",
     "ReportSectionIndex",
     "RetrievalParams",
@@ -98,9 +82,7 @@ __all__ = [
     "StudyRetrieval",
     "Thresholds",
     "ViewWeights",
-    "auroc",
     "clip_section_weights",
-    "evaluate_archive",
     "fit_thresholds",
     "fit_view_weights",
     "mmr_order",

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.errors import RetrievalError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.errors import RetrievalError
 from rag.retrieve.retriever import CaseRetriever
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.views import COARSE_VIEWS
 
 __all__ = ["FitResult", "SectionFit", "fit_view_weights", "split_patients"]
 
@@ -375,7 +375,8 @@ def fit_view_weights(
     Raises:
         RetrievalError: no study has both clips and report sections.
     """
-    from rag.retrieve.voting import PHENOTYPES, NeighbourVoter
+    from rag.retrieve.voting import NeighbourVoter
+    from rag.vocab.findings import PHENOTYPES
 
     hard = retriever.hard_views if hard is None else hard
     start = start if start is not None else retriever.weights

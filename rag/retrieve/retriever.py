@@ -16,16 +16,14 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import RetrievalError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
-from rag.retrieve.catalog import Catalog
+from rag.core.errors import RetrievalError
+from rag.index.catalog import Catalog
 from rag.retrieve.study import (
     IndexFactory,
     IndexKind,
@@ -35,6 +33,11 @@ from rag.retrieve.study import (
 )
 from rag.retrieve.weights import ViewWeights
 from rag.store import Store
+
+if TYPE_CHECKING:
+    from rag.index.library import CaseLibrary
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.views import COARSE_VIEWS
 
 __all__ = ["CaseRetriever", "RetrievalParams", "SectionHit", "StudyRetrieval", "mmr_order"]
 
@@ -161,17 +164,21 @@ class _Loaded:
     studies: StudyIndex
     sections: ReportSectionIndex
     view_classes: tuple[str, ...]
-    views_by_study: dict[int, frozenset[str]] = field(default_factory=dict)
+    view_masks: np.ndarray  # (s,) int32 per catalog study: bit i = has a clip of COARSE_VIEWS[i]
 
 
 class CaseRetriever:
     """Retrieves, per anatomical section, the most similar report sections of other studies.
 
-    Heavy state (vectors, catalog, vector index) loads on first use or :meth:`warm_up`.
+    Heavy state (vectors, catalog, vector indexes) loads on first use or :meth:`warm_up`: from a case
+    library (:class:`rag.index.library.CaseLibrary`, what drafting opens: saved indexes and catalog,
+    memory-mapped) or, without one, from a ``rag embed`` folder and the store (indexes built in memory).
 
     Args:
-        store: the case store.
-        embeddings_folder: a folder written by ``rag embed`` (clips and report sections of one encoder).
+        store: the case store (report texts of the hits are read from it).
+        embeddings_folder: a folder written by ``rag embed`` (clips and report sections of one encoder);
+            not needed with ``library``.
+        library: an opened case library.
         weights: the section x view table; default :meth:`ViewWeights.default`.
         index_kind: the vector index kind (``rag.index.faiss_index.build_index``).
         hard_views: weight each clip by its most probable view only, instead of the view probabilities.
@@ -182,17 +189,23 @@ class CaseRetriever:
     def __init__(
         self,
         store: Store,
-        embeddings_folder: Path | str,
+        embeddings_folder: Path | str | None = None,
         weights: ViewWeights | None = None,
         *,
+        library: CaseLibrary | None = None,
         index_kind: IndexKind = "auto",
         hard_views: bool = False,
         index_factory: IndexFactory | None = None,
         encoder: str | None = None,
         checkpoint_sha256: str | None = None,
     ) -> None:
+        if embeddings_folder is None and library is None:
+            raise RetrievalError("a retriever needs a case library or an embeddings folder written by `rag embed`")
         self.store = store
-        self.embeddings_folder = Path(embeddings_folder)
+        self.library = library
+        self.embeddings_folder = (
+            Path(embeddings_folder) if embeddings_folder is not None else Path(library.folder)  # type: ignore[union-attr]
+        )
         self.weights = weights if weights is not None else ViewWeights.default()
         self.index_kind: IndexKind = index_kind
         self.hard_views = hard_views
@@ -211,9 +224,43 @@ class CaseRetriever:
         return self
 
     def _load(self) -> _Loaded:
-        if self._loaded is not None:
-            return self._loaded
+        if self._loaded is None:
+            self._loaded = self._from_library(self.library) if self.library is not None else self._from_embeddings()
+            log.info(
+                "retriever loaded: %d studies with clips, %d report sections, weights %s",
+                len(self._loaded.studies),
+                len(self._loaded.sections),
+                self.weights.name,
+            )
+        return self._loaded
+
+    def _from_library(self, library: CaseLibrary) -> _Loaded:
+        view_classes = tuple(library.manifest.view_classes)
+        self.weights.columns_for(view_classes)  # refuse a model whose view classes the table lacks
+        catalog = library.catalog
+        clips = library.clips
+        studies = StudyIndex(
+            clips.ids,
+            clips.vectors,
+            clips.view_probs,
+            clips.study,
+            self.weights,
+            views=view_classes,
+            hard=self.hard_views,
+        )
+        sections = ReportSectionIndex(
+            catalog.section_ids,
+            None,
+            catalog.section_codes,
+            catalog.section_study,
+            catalog,
+            section_index=library.index,
+        )
+        return _Loaded(catalog, studies, sections, view_classes, np.asarray(library.study_views))
+
+    def _from_embeddings(self) -> _Loaded:
         from rag.encoders.embed import load_embeddings
+        from rag.index.library import ClipTable, study_view_masks
 
         manifest = _read_manifest(self.embeddings_folder)
         view_classes = tuple(manifest.get("view_classes") or COARSE_VIEWS)
@@ -226,16 +273,18 @@ class CaseRetriever:
         if "view_probs" not in clips.extra:
             raise RetrievalError(f"{self.embeddings_folder} holds clip vectors without view probabilities")
         catalog = Catalog.load(self.store)
-        known = np.array([int(c) in catalog.clip_study for c in clips.ids], dtype=bool)
+        stored = catalog.clip_of_study
+        known = np.array([int(c) in stored for c in clips.ids], dtype=bool)
         if not known.all():
             log.warning("%d clip vectors belong to clips no longer stored; left out", int((~known).sum()))
         clip_ids = clips.ids[known]
-        clip_study = np.array([catalog.clip_study[int(c)] for c in clip_ids], dtype=np.int64)
+        clip_study = np.array([stored[int(c)] for c in clip_ids], dtype=np.int64)
+        table = ClipTable.sorted_by_study(clip_ids, clip_study, clips.vectors[known], clips.extra["view_probs"][known])
         studies = StudyIndex(
-            clip_ids,
-            clips.vectors[known],
-            clips.extra["view_probs"][known],
-            clip_study,
+            table.ids,
+            table.vectors,
+            table.view_probs,
+            table.study,
             self.weights,
             views=view_classes,
             hard=self.hard_views,
@@ -248,23 +297,7 @@ class CaseRetriever:
                 f"clip vectors are {studies.dim}-d but report-section vectors {sections.dim}-d in "
                 f"{self.embeddings_folder}; re-run `rag embed`"
             )
-        predicted = studies.predicted_views()
-        by_study: dict[int, set[str]] = {}
-        for clip_id, study_id in zip(clip_ids, clip_study, strict=True):
-            view = catalog.clip_view.get(int(clip_id)) or predicted.get(int(clip_id))
-            if view:
-                by_study.setdefault(int(study_id), set()).add(view)
-        for clip_id, study_id in catalog.clip_study.items():  # clips not embedded still count by their label
-            if clip_id in catalog.clip_view:
-                by_study.setdefault(study_id, set()).add(catalog.clip_view[clip_id])
-        self._loaded = _Loaded(catalog, studies, sections, view_classes, {s: frozenset(v) for s, v in by_study.items()})
-        log.info(
-            "retriever loaded: %d studies with clips, %d report sections, weights %s",
-            len(studies),
-            len(sections),
-            self.weights.name,
-        )
-        return self._loaded
+        return _Loaded(catalog, studies, sections, view_classes, study_view_masks(catalog, table, view_classes))
 
     @property
     def catalog(self) -> Catalog:
@@ -284,8 +317,9 @@ class CaseRetriever:
         """A retriever over the same vectors and index with another weight table (nothing is reloaded)."""
         other = CaseRetriever(
             self.store,
-            self.embeddings_folder,
+            self.embeddings_folder if self.library is None else None,
             weights,
+            library=self.library,
             index_kind=self.index_kind,
             hard_views=self.hard_views if hard_views is None else hard_views,
             index_factory=self._factory,
@@ -301,7 +335,7 @@ class CaseRetriever:
                 loaded.studies.with_weights(weights, hard=other.hard_views),
                 loaded.sections,
                 loaded.view_classes,
-                loaded.views_by_study,
+                loaded.view_masks,
             )
         return other
 
@@ -324,7 +358,13 @@ class CaseRetriever:
 
     def study_views(self, study_id: int) -> frozenset[str]:
         """The views a study has clips of (the declared view, else the predicted one)."""
-        return self._load().views_by_study.get(int(study_id), frozenset())
+        loaded = self._load()
+        ids = loaded.catalog.study_ids
+        row = int(np.searchsorted(ids, int(study_id)))
+        if row >= len(ids) or int(ids[row]) != int(study_id):
+            return frozenset()
+        mask = int(loaded.view_masks[row])
+        return frozenset(v for i, v in enumerate(COARSE_VIEWS) if mask >> i & 1)
 
     def section_embeddings(self, study_id: int) -> SectionEmbeddings:
         """The query study's 15 section embeddings (all without evidence when it has no embedded clip)."""
@@ -335,9 +375,9 @@ class CaseRetriever:
         return SectionEmbeddings(np.zeros((len(ECHO_SECTIONS), studies.dim), np.float32), np.zeros(len(ECHO_SECTIONS)))
 
     def _studies_with_views(self, views: Iterable[str]) -> np.ndarray:
-        wanted = frozenset(views)
-        by_study = self._load().views_by_study
-        return np.array(sorted(s for s, have in by_study.items() if have & wanted), dtype=np.int64)
+        loaded = self._load()
+        bits = sum(1 << COARSE_VIEWS.index(v) for v in frozenset(views) if v in COARSE_VIEWS)
+        return np.asarray(loaded.catalog.study_ids[(loaded.view_masks & bits) != 0], dtype=np.int64)
 
     def allowed_ids(
         self,
@@ -390,11 +430,11 @@ class CaseRetriever:
         vector = embeddings.vectors[row]
         index = self.report_sections
         if mmr_lambda is None:
-            sims, ids = index.search(vector, k, allowed)
+            sims, ids = index.search(vector, k, allowed, section=section)
         else:
             pool = max(mmr_pool or 4 * k, k)
-            sims, ids = index.search(vector, pool, allowed)
-            order = mmr_order(sims, index.vectors[index.rows(ids)], k, mmr_lambda)
+            sims, ids = index.search(vector, pool, allowed, section=section)
+            order = mmr_order(sims, index.vectors_of(section, ids), k, mmr_lambda)
             sims, ids = sims[order], ids[order]
         texts = Catalog.texts(self.store, ids) if with_text and len(ids) else {}
         catalog = self.catalog

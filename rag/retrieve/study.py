@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rag.errors import RetrievalError, UnknownStudyError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
-from rag.retrieve.catalog import Catalog
+from rag.core.errors import RetrievalError, UnknownStudyError
+from rag.index.catalog import Catalog
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.views import COARSE_VIEWS
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -179,18 +179,37 @@ class StudyIndex:
                 "clip_ids, clip_vectors, view_probs and clip_study must have one row per clip; got lengths "
                 f"{len(clip_ids)}, {len(clip_vectors)}, {len(view_probs)}, {len(clip_study)}"
             )
-        order = np.argsort(np.asarray(clip_study, dtype=np.int64), kind="stable")
-        self.clip_ids = np.asarray(clip_ids, dtype=np.int64)[order]
-        self.clip_vectors = np.asarray(clip_vectors, dtype=np.float32)[order]
-        self.view_probs = np.asarray(view_probs, dtype=np.float64)[order]
-        self.clip_study = np.asarray(clip_study, dtype=np.int64)[order]
+        study = np.asarray(clip_study, dtype=np.int64)
+        if len(study) and not bool(np.all(study[1:] >= study[:-1])):
+            order = np.argsort(study, kind="stable")
+            clip_ids, clip_vectors, view_probs, study = (
+                np.asarray(clip_ids)[order],
+                np.asarray(clip_vectors)[order],
+                np.asarray(view_probs)[order],
+                study[order],
+            )
+        # already grouped by study (a case library's memory-mapped table): kept as they are, not copied
+        self.clip_ids = np.asarray(clip_ids, dtype=np.int64)
+        self.clip_vectors = np.asarray(clip_vectors, dtype=np.float32)
+        self.view_probs = np.asarray(view_probs)
+        self.clip_study = study
         self.study_ids, self._starts = np.unique(self.clip_study, return_index=True)
         self._ends = np.append(self._starts[1:], len(self.clip_study)).astype(np.int64)
-        self._row = {int(s): i for i, s in enumerate(self.study_ids)}
         self.views = tuple(views)
         self.hard = hard
         self.weights = weights
-        self._clip_weights = clip_section_weights(self.view_probs, weights, views=self.views, hard=hard)
+        self._all_weights: np.ndarray | None = None
+
+    @property
+    def _clip_weights(self) -> np.ndarray:
+        """(n, 15) every clip's section weights (computed on first use: only whole-archive work needs them)."""
+        if self._all_weights is None:
+            self._all_weights = clip_section_weights(self.view_probs, self.weights, views=self.views, hard=self.hard)
+        return self._all_weights
+
+    def _row_of(self, study_id: int) -> int | None:
+        row = int(np.searchsorted(self.study_ids, int(study_id)))
+        return row if row < len(self.study_ids) and int(self.study_ids[row]) == int(study_id) else None
 
     @property
     def dim(self) -> int:
@@ -200,7 +219,7 @@ class StudyIndex:
         return len(self.study_ids)
 
     def __contains__(self, study_id: object) -> bool:
-        return isinstance(study_id, int | np.integer) and int(study_id) in self._row
+        return isinstance(study_id, int | np.integer) and self._row_of(int(study_id)) is not None
 
     def with_weights(self, weights: ViewWeights, *, hard: bool | None = None) -> StudyIndex:
         """The same clips under another weight table."""
@@ -216,11 +235,11 @@ class StudyIndex:
 
     def clips_of(self, study_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(clip IDs (n,), vectors (n, D), view probabilities (n, V)) of one study."""
-        row = self._row.get(int(study_id))
+        row = self._row_of(study_id)
         if row is None:
             raise UnknownStudyError(f"study {study_id} has no embedded clips; run `rag embed` after ingesting it")
         a, b = self._starts[row], self._ends[row]
-        return self.clip_ids[a:b], self.clip_vectors[a:b], self.view_probs[a:b]
+        return self.clip_ids[a:b], self.clip_vectors[a:b], np.asarray(self.view_probs[a:b], dtype=np.float64)
 
     def get(self, study_id: int) -> SectionEmbeddings:
         """The study's 15 section embeddings.
@@ -228,11 +247,9 @@ class StudyIndex:
         Raises:
             UnknownStudyError: the study has no embedded clips.
         """
-        row = self._row.get(int(study_id))
-        if row is None:
-            raise UnknownStudyError(f"study {study_id} has no embedded clips; run `rag embed` after ingesting it")
-        a, b = self._starts[row], self._ends[row]
-        vectors, evidence = _combine(self.clip_vectors[a:b], self._clip_weights[a:b])
+        _, x, probs = self.clips_of(study_id)
+        weights = clip_section_weights(probs, self.weights, views=self.views, hard=self.hard)
+        vectors, evidence = _combine(x, weights)
         return SectionEmbeddings(vectors, evidence)
 
     def section_matrix(self, section: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -264,45 +281,55 @@ class StudyIndex:
 class ReportSectionIndex:
     """The stored report-section text vectors of echo reports, with the metadata retrieval filters on.
 
-    One vector index holds every section of every report; a search for section ``s`` passes the IDs
-    of the allowed candidates (named ``s``, of another study, ...) to the index as a filter, so the
-    index returns the k best among them, never k results of which some are then dropped.
+    One vector index per section name holds the vectors of every report section of that name (in a
+    case library, the memory-mapped indexes it saved; otherwise built on first use from ``vectors``).
+    A search passes its filter (other study, other patient, earlier date, some studies) to the
+    index, so the index returns the k best among the allowed candidates, never k results of which
+    some are then dropped. A filter that allows most of a section is passed as the few excluded IDs.
     """
 
     def __init__(
         self,
         ids: np.ndarray,
-        vectors: np.ndarray,
+        vectors: np.ndarray | None,
         section_codes: np.ndarray,
         study_ids: np.ndarray,
         catalog: Catalog,
         *,
         index_kind: IndexKind = "auto",
         index_factory: IndexFactory | None = None,
+        section_index: Callable[[str], VectorIndex] | None = None,
     ) -> None:
         """
         Args:
-            ids: (n,) int64 report section IDs.
-            vectors: (n, D) float32, L2-normalised text embeddings.
+            ids: (n,) int64 report section IDs, ascending.
+            vectors: (n, D) float32, L2-normalised text embeddings; None when ``section_index`` gives the
+                saved indexes (the vectors are then read back from them when asked for).
             section_codes: (n,) index into ``ECHO_SECTIONS`` of each section's name.
             study_ids: (n,) int64 study of each section.
             catalog: store metadata (patients, dates).
             index_kind: the kind passed to ``rag.index.faiss_index.build_index`` when no factory is given.
-            index_factory: builds the vector index from (vectors, ids); default ``build_index``.
+            index_factory: builds a section's vector index from (vectors, ids); default ``build_index``.
+            section_index: section name -> its saved vector index (a case library's).
         """
-        if not (len(ids) == len(vectors) == len(section_codes) == len(study_ids)):
+        if not (len(ids) == len(section_codes) == len(study_ids)) or (vectors is not None and len(vectors) != len(ids)):
             raise RetrievalError("ids, vectors, section_codes and study_ids must have one row per report section")
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.section_codes = np.asarray(section_codes, dtype=np.int16)
-        self.study_ids = np.asarray(study_ids, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        order = None if bool(np.all(ids[1:] > ids[:-1])) else np.argsort(ids, kind="stable")
+        pick = (lambda a: a) if order is None else (lambda a: np.asarray(a)[order])
+        self.ids = pick(ids)
+        self._vectors = None if vectors is None else np.ascontiguousarray(pick(vectors), dtype=np.float32)
+        self.section_codes = np.asarray(pick(section_codes), dtype=np.int16)
+        self.study_ids = np.asarray(pick(study_ids), dtype=np.int64)
         self.catalog = catalog
-        self.patient_ids = np.array([catalog.studies[int(s)].patient_id for s in self.study_ids], dtype=np.int64)
+        self.patient_ids = catalog.patients_of(self.study_ids)
         self.date_ordinals = catalog.date_ordinal(self.study_ids)
         self.index_kind = index_kind
         self._factory = index_factory
-        self._index: VectorIndex | None = None
-        self._row = {int(i): n for n, i in enumerate(self.ids)}
+        self._saved = section_index
+        self._indexes: dict[int, VectorIndex] = {}
+        self._rows: dict[int, np.ndarray] = {}
+        self._dim = int(vectors.shape[1]) if vectors is not None and np.ndim(vectors) == 2 else 0
 
     @classmethod
     def from_embeddings(
@@ -315,21 +342,22 @@ class ReportSectionIndex:
         index_factory: IndexFactory | None = None,
     ) -> ReportSectionIndex:
         """Keep the stored vectors (kind ``sections``) that are sections of echo reports in the catalog."""
-        where = {int(i): n for n, i in enumerate(catalog.section_ids)}
-        rows = np.array([n for n, i in enumerate(ids) if int(i) in where], dtype=np.int64)
-        cat_rows = np.array([where[int(ids[n])] for n in rows], dtype=np.int64)
-        dropped = len(ids) - len(rows)
+        ids = np.asarray(ids, dtype=np.int64)
+        keep = np.isin(ids, catalog.section_ids)
+        dropped = int((~keep).sum())
         if dropped:
             log.debug("%d stored section vectors are not anatomical sections of echo reports; left out", dropped)
-        missing = len(catalog.section_ids) - len(rows)
+        missing = len(catalog.section_ids) - int(keep.sum())
         if missing:
             log.warning("%d report sections of the store have no vector; run `rag embed` to add them", missing)
         dim = vectors.shape[1] if np.ndim(vectors) == 2 else 0
+        kept = ids[keep]
+        rows = np.searchsorted(catalog.section_ids, kept)
         return cls(
-            np.asarray(ids, dtype=np.int64)[rows] if len(rows) else np.zeros(0, np.int64),
-            np.asarray(vectors, dtype=np.float32)[rows] if len(rows) else np.zeros((0, dim), np.float32),
-            catalog.section_codes[cat_rows] if len(rows) else np.zeros(0, np.int16),
-            catalog.section_study[cat_rows] if len(rows) else np.zeros(0, np.int64),
+            kept,
+            np.asarray(vectors, dtype=np.float32)[keep] if len(kept) else np.zeros((0, dim), np.float32),
+            catalog.section_codes[rows],
+            catalog.section_study[rows],
             catalog,
             index_kind=index_kind,
             index_factory=index_factory,
@@ -340,28 +368,57 @@ class ReportSectionIndex:
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.shape[1])
+        if not self._dim and self._saved is not None:
+            self._dim = int(self._saved(ECHO_SECTIONS[0]).dim)
+        return self._dim
 
     @property
-    def index(self) -> VectorIndex:
-        """The vector index over all report sections (built on first use)."""
-        if self._index is None:
-            factory = self._factory
-            if factory is None:
-                from rag.index.faiss_index import build_index
+    def vectors(self) -> np.ndarray:
+        """(n, D) float32 vectors of every report section (read back from the saved indexes when needed)."""
+        if self._vectors is None:
+            out = np.zeros((len(self.ids), self.dim), np.float32)
+            for code, section in enumerate(ECHO_SECTIONS):
+                rows = self.section_rows(code)
+                if len(rows):
+                    out[rows] = self._get_vectors(section, self.ids[rows])
+            self._vectors = out
+        return self._vectors
 
-                kind = self.index_kind
+    def section_rows(self, code: int) -> np.ndarray:
+        """Row positions of the report sections named ``ECHO_SECTIONS[code]``, ascending (cached)."""
+        rows = self._rows.get(code)
+        if rows is None:
+            rows = np.flatnonzero(self.section_codes == code)
+            self._rows[code] = rows
+        return rows
 
-                def factory(vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
-                    return build_index(vectors, ids, kind=kind)
+    def index_of(self, section: str) -> VectorIndex:
+        """The vector index of one section's report sections (opened or built on first use)."""
+        code = ECHO_SECTIONS.index(section)
+        found = self._indexes.get(code)
+        if found is None:
+            if self._saved is not None:
+                found = self._saved(section)
+            else:
+                factory = self._factory
+                if factory is None:
+                    from rag.index.faiss_index import build_index
 
-            self._index = factory(self.vectors, self.ids)
-            log.debug("report-section index built: %d vectors", len(self.ids))
-        return self._index
+                    kind = self.index_kind
+
+                    def factory(vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
+                        return build_index(vectors, ids, kind=kind)
+
+                rows = self.section_rows(code)
+                found = factory(self.vectors[rows], self.ids[rows])
+                log.debug("report-section index of %s built: %d vectors", section, len(rows))
+            self._indexes[code] = found
+        return found
 
     def warm_up(self) -> None:
-        """Build the vector index now rather than on the first search."""
-        _ = self.index
+        """Open or build every section's vector index now rather than on the first search."""
+        for section in ECHO_SECTIONS:
+            self.index_of(section)
 
     def allowed_ids(
         self,
@@ -385,24 +442,27 @@ class ReportSectionIndex:
         """
         if section not in ECHO_SECTIONS:
             raise RetrievalError(f"unknown section '{section}'; allowed sections: {list(ECHO_SECTIONS)}")
-        mask = self.section_codes == ECHO_SECTIONS.index(section)
+        rows = self.section_rows(ECHO_SECTIONS.index(section))
+        mask = np.ones(len(rows), dtype=bool)
         if exclude_study is not None:
-            mask &= self.study_ids != int(exclude_study)
+            mask &= self.study_ids[rows] != int(exclude_study)
         if exclude_patient is not None:
-            mask &= self.patient_ids != int(exclude_patient)
+            mask &= self.patient_ids[rows] != int(exclude_patient)
         if before_date is not None:
-            mask &= self.catalog.has_date(self.date_ordinals) & (self.date_ordinals < before_date.toordinal())
+            dates = self.date_ordinals[rows]
+            mask &= self.catalog.has_date(dates) & (dates < before_date.toordinal())
         if studies is not None:
-            mask &= np.isin(self.study_ids, np.asarray(studies, dtype=np.int64))
-        return np.sort(self.ids[mask])
+            mask &= np.isin(self.study_ids[rows], np.asarray(studies, dtype=np.int64))
+        return np.asarray(self.ids[rows[mask]], dtype=np.int64)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` allowed sections nearest to ``query`` (inner product).
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray, *, section: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` allowed report sections of ``section`` nearest to ``query`` (inner product).
 
         Args:
             query: (D,) float32, L2-normalised.
             k: how many to return (fewer when fewer are allowed).
-            allowed: (m,) int64 IDs the search may return.
+            allowed: (m,) int64 ascending IDs the search may return (from :meth:`allowed_ids`).
+            section: the section name whose index is searched.
 
         Returns: (similarities (k',) float32 descending, IDs (k',) int64), k' = min(k, m).
         """
@@ -410,17 +470,38 @@ class ReportSectionIndex:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         from rag.index.protocol import SearchFilter
 
-        scores, ids = self.index.search(
-            np.asarray(query, dtype=np.float32)[None, :],
-            int(min(k, len(allowed))),
-            filter=SearchFilter(allowed_ids=np.asarray(allowed, dtype=np.int64), excluded_ids=None),
+        everyone = self.ids[self.section_rows(ECHO_SECTIONS.index(section))]
+        if 2 * len(allowed) >= len(everyone):
+            excluded = np.setdiff1d(everyone, allowed, assume_unique=True)
+            search_filter = None if not len(excluded) else SearchFilter(allowed_ids=None, excluded_ids=excluded)
+        else:
+            search_filter = SearchFilter(allowed_ids=np.asarray(allowed, dtype=np.int64), excluded_ids=None)
+        scores, ids = self.index_of(section).search(
+            np.asarray(query, dtype=np.float32)[None, :], int(min(k, len(allowed))), filter=search_filter
         )
         keep = ids[0] >= 0
         return np.asarray(scores[0][keep], dtype=np.float32), np.asarray(ids[0][keep], dtype=np.int64)
 
+    def vectors_of(self, section: str, ids: np.ndarray) -> np.ndarray:
+        """(n, D) float32 vectors of some report sections of ``section``."""
+        if self._vectors is not None:
+            return np.asarray(self._vectors[self.rows(ids)], dtype=np.float32)
+        return self._get_vectors(section, ids)
+
+    def _get_vectors(self, section: str, ids: np.ndarray) -> np.ndarray:
+        index = self.index_of(section)
+        get = getattr(index, "get_vectors", None)
+        if get is None:
+            raise RetrievalError(f"the {type(index).__name__} index of {section} cannot return its vectors")
+        return np.asarray(get(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
+
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of section IDs in this index. Returns: (n,) int64."""
-        return np.array([self._row[int(i)] for i in ids], dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = np.searchsorted(self.ids, ids)
+        if len(ids) and (np.any(rows >= len(self.ids)) or np.any(self.ids[np.minimum(rows, len(self.ids) - 1)] != ids)):
+            raise RetrievalError("some report section IDs are not in the index")
+        return rows.astype(np.int64)
 
     def study_of(self, section_id: int) -> int:
-        return int(self.study_ids[self._row[int(section_id)]])
+        return int(self.study_ids[self.rows(np.array([section_id]))[0]])

@@ -9,7 +9,7 @@ similarity (``max(similarity, 0)``; equal weights when every similarity is <= 0;
 
 - continuous phenotypes: the weighted mean of the neighbour studies' stored measurements
   (``measurements`` table); neighbours without the measurement do not vote;
-- findings: each neighbour's grade 0-3 is read from its section text (:mod:`rag.retrieve.labels`);
+- findings: each neighbour's grade 0-3 is read from its section text (:mod:`rag.vocab.grades`);
   the probability is the weighted fraction of neighbours at or above the phenotype's positive grade,
   ``value`` the weighted mean grade. With fitted thresholds (:func:`fit_thresholds`, stored as JSON
   beside the weight file), ``positive`` says whether the probability reaches the threshold.
@@ -26,35 +26,19 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from rag.errors import RetrievalError
-from rag.ingest.sections import (
-    AORTA,
-    AV,
-    ECHO_SECTIONS,
-    IVC,
-    LA,
-    LV,
-    MV,
-    PA,
-    PERICARDIUM,
-    RA,
-    RV,
-    TV,
-    WALL_MOTION,
-)
-from rag.retrieve.catalog import Catalog
-from rag.retrieve.labels import GradeRule, statement_grade
+from rag.core.errors import RetrievalError
+from rag.index.catalog import Catalog
 from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit
+from rag.vocab.findings import PHENOTYPES, Phenotype
+from rag.vocab.grades import statement_grade
+from rag.vocab.sections import ECHO_SECTIONS
 
 __all__ = [
-    "PHENOTYPES",
     "NeighbourVoter",
-    "Phenotype",
     "Prediction",
     "StudyPredictions",
     "Thresholds",
@@ -64,119 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-_SIZE = r"dilat\w*|enlarg\w*|\bsize\b"
-
-
-@dataclass(frozen=True)
-class Phenotype:
-    """A predicted quantity and the one section whose neighbours vote for it.
-
-    Attributes:
-        name: the phenotype's name.
-        section: the ``ECHO_SECTIONS`` name whose neighbours vote.
-        kind: ``continuous`` (a stored measurement) or ``finding`` (a grade read from section text).
-        measurements: for continuous ones, the measurement names to read, first found wins.
-        unit: for continuous ones, the unit of the value.
-        rule: for findings, how to read the grade from text.
-        positive_grade: for findings, the lowest grade that counts as positive.
-    """
-
-    name: str
-    section: str
-    kind: Literal["continuous", "finding"]
-    measurements: tuple[str, ...] = ()
-    unit: str | None = None
-    rule: GradeRule | None = None
-    positive_grade: int = 1
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.section not in ECHO_SECTIONS:
-            raise RetrievalError(
-                f"phenotype '{self.name}': unknown section '{self.section}'; allowed: {list(ECHO_SECTIONS)}"
-            )
-        if self.kind == "continuous" and not self.measurements:
-            raise RetrievalError(f"phenotype '{self.name}' is continuous but names no measurement")
-        if self.kind == "finding" and self.rule is None:
-            raise RetrievalError(f"phenotype '{self.name}' is a finding but has no grade rule")
-        if not 1 <= self.positive_grade <= 3:
-            raise RetrievalError(f"phenotype '{self.name}': positive_grade must be 1-3, got {self.positive_grade}")
-
-
-def _continuous(name: str, section: str, measurements: tuple[str, ...], unit: str, description: str) -> Phenotype:
-    return Phenotype(name, section, "continuous", measurements=measurements, unit=unit, description=description)
-
-
-def _finding(name: str, section: str, keyword: str, description: str, *, bare: int | None = 1) -> Phenotype:
-    return Phenotype(name, section, "finding", rule=GradeRule(keyword, bare), description=description)
-
-
-PHENOTYPES: Mapping[str, Phenotype] = MappingProxyType(
-    {
-        p.name: p
-        for p in (
-            _continuous("lvef", LV, ("lvef",), "%", "LV ejection fraction"),
-            _continuous("lvedd", LV, ("lvidd",), "cm", "LV end-diastolic internal diameter"),
-            _continuous("lvesd", LV, ("lvids",), "cm", "LV end-systolic internal diameter"),
-            _continuous("ivsd", LV, ("ivsd",), "cm", "septal wall thickness at end diastole"),
-            _continuous("la_diameter", LA, ("la_diameter",), "cm", "LA antero-posterior diameter"),
-            _continuous("tapse", RV, ("tapse",), "mm", "tricuspid annular plane systolic excursion"),
-            _continuous("pasp", PA, ("pasp", "rvsp"), "mmHg", "pulmonary artery systolic pressure"),
-            _continuous("aortic_root", AORTA, ("aortic_root",), "cm", "aortic root diameter"),
-            _continuous("ivc_diameter", IVC, ("ivc_diameter",), "cm", "IVC diameter"),
-            _finding("lv_dilation", LV, _SIZE, "LV dilation"),
-            _finding("lv_hypertrophy", LV, r"hypertroph\w*|(?-i:\bLVH\b)|wall thickness", "LV hypertrophy"),
-            _finding(
-                "lv_systolic_dysfunction",
-                LV,
-                r"systolic function|ejection fraction|(?-i:\bLVEF\b|\bEF\b)",
-                "reduced LV systolic function",
-                bare=None,
-            ),
-            _finding(
-                "wall_motion_abnormality",
-                WALL_MOTION,
-                r"hypokines\w*|akines\w*|dyskines\w*|wall motion",
-                "regional or global wall motion abnormality",
-            ),
-            _finding("rv_dilation", RV, _SIZE, "RV dilation"),
-            _finding(
-                "rv_systolic_dysfunction",
-                RV,
-                r"systolic function|\bfunction\b|(?-i:\bTAPSE\b)",
-                "reduced RV systolic function",
-                bare=None,
-            ),
-            _finding("la_dilation", LA, _SIZE, "LA dilation"),
-            _finding("ra_dilation", RA, _SIZE, "RA dilation"),
-            _finding("mitral_regurgitation", MV, r"regurgitation|insufficiency|(?-i:\bMR\b)", "mitral regurgitation"),
-            _finding("mitral_stenosis", MV, r"stenosis|(?-i:\bMS\b)", "mitral stenosis"),
-            _finding("aortic_stenosis", AV, r"stenosis|(?-i:\bAS\b)", "aortic stenosis"),
-            _finding(
-                "aortic_regurgitation",
-                AV,
-                r"regurgitation|insufficiency|(?-i:\bAR\b|\bAI\b)",
-                "aortic regurgitation",
-            ),
-            _finding(
-                "tricuspid_regurgitation", TV, r"regurgitation|insufficiency|(?-i:\bTR\b)", "tricuspid regurgitation"
-            ),
-            _finding("pericardial_effusion", PERICARDIUM, r"effusion", "pericardial effusion"),
-            _finding("aortic_root_dilation", AORTA, r"dilat\w*|enlarg\w*|aneurys\w*", "dilated aortic root"),
-            _finding("dilated_ivc", IVC, r"dilat\w*|plethor\w*", "dilated IVC"),
-            _finding(
-                "pulmonary_hypertension",
-                PA,
-                r"pulmonary hypertension|pulmonary artery systolic pressure|(?-i:\bPASP\b|\bRVSP\b)",
-                "elevated pulmonary artery pressure",
-                bare=None,
-            ),
-        )
-    }
-)
-"""Every phenotype and the section whose neighbours vote for it."""
 
 
 @dataclass(frozen=True)
@@ -402,6 +273,15 @@ class NeighbourVoter:
         if phenotype.rule is None:
             raise RetrievalError(f"phenotype '{phenotype.name}' is not a finding")
         ids = [int(i) for i in section_ids]
+        library = self.retriever.library
+        if library is not None and phenotype.name in library.manifest.findings:  # read once when it was built
+            col = library.manifest.findings.index(phenotype.name)
+            known = np.asarray(library.catalog.section_ids)
+            rows = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+            return {
+                i: int(library.grades[r, col]) if len(known) and int(known[r]) == i else 0
+                for i, r in zip(ids, rows, strict=True)
+            }
         todo = [i for i in ids if (i, phenotype.name) not in self._grades]
         if todo:
             texts = Catalog.texts(self.retriever.store, todo)

@@ -33,21 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ViewWeightsError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.errors import ViewWeightsError
+from rag.core.lookup import did_you_mean
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.views import COARSE_VIEWS
 
 __all__ = ["ViewWeights"]
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 _CSV_SUFFIXES = (".csv",)
-
-
-def _suggest(name: str, allowed: Sequence[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _as_weight(value: Any, where: str) -> float:
@@ -101,8 +95,8 @@ class ViewWeights:
 
     @classmethod
     def default(cls) -> ViewWeights:
-        """The default table of :func:`rag.encoders.view_sections.default_weights`."""
-        from rag.encoders.view_sections import default_weights
+        """The default table of :func:`rag.vocab.view_sections.default_weights`."""
+        from rag.vocab.view_sections import default_weights
 
         return cls.from_mapping(default_weights(), name="default")
 
@@ -126,7 +120,7 @@ class ViewWeights:
             )
         unknown = [str(s) for s in table if s not in ECHO_SECTIONS]
         if unknown:
-            hints = "".join(_suggest(str(s), ECHO_SECTIONS) for s in unknown[:1])
+            hints = "".join(did_you_mean(str(s), ECHO_SECTIONS) for s in unknown[:1])
             raise ViewWeightsError(
                 f"{source}: unknown section name(s) {unknown}{hints}; allowed sections: {list(ECHO_SECTIONS)}"
             )
@@ -145,7 +139,7 @@ class ViewWeights:
                 raise ViewWeightsError(f"{source}: the row of '{section}' must map view names to weights, got {row!r}")
             bad_views = [str(v) for v in row if v not in COARSE_VIEWS]
             if bad_views:
-                hints = "".join(_suggest(str(v), COARSE_VIEWS) for v in bad_views[:1])
+                hints = "".join(did_you_mean(str(v), COARSE_VIEWS) for v in bad_views[:1])
                 raise ViewWeightsError(
                     f"{source}: unknown view name(s) {bad_views} in section '{section}'{hints}; "
                     f"allowed views: {list(COARSE_VIEWS)}"
@@ -215,7 +209,7 @@ class ViewWeights:
             table[section] = cells
         bad_views = [v for v in views if v not in COARSE_VIEWS]
         if bad_views:
-            hints = "".join(_suggest(v, COARSE_VIEWS) for v in bad_views[:1])
+            hints = "".join(did_you_mean(v, COARSE_VIEWS) for v in bad_views[:1])
             raise ViewWeightsError(
                 f"{path}: unknown view column(s) {bad_views}{hints}; allowed views: {list(COARSE_VIEWS)}"
             )
@@ -282,7 +276,7 @@ class ViewWeights:
     def row(self, section: str) -> np.ndarray:
         """The weights of one section. Returns: (11,) float64 in ``COARSE_VIEWS`` order."""
         if section not in ECHO_SECTIONS:
-            hint = _suggest(section, ECHO_SECTIONS)
+            hint = did_you_mean(section, ECHO_SECTIONS)
             raise ViewWeightsError(f"unknown section '{section}'{hint}; allowed sections: {list(ECHO_SECTIONS)}")
         return np.asarray(self.matrix[ECHO_SECTIONS.index(section)])
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rag.errors import StoreError
+from rag.core.errors import StoreError
 
 log = logging.getLogger(__name__)
 

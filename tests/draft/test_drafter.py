@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import load_config
+from rag.core.config import load_config
 from rag.draft import Drafter, ExtractiveGenerator, Report
-from rag.draft.context import grade_agreement
-from rag.draft.extractive import choose_hit
-from rag.draft.report import CaseEvidence, MeasurementEvidence
-from rag.draft.text import BLANK
+from rag.generate.context import grade_agreement
+from rag.generate.extractive import choose_hit
+from rag.generate.report import CaseEvidence, MeasurementEvidence
+from rag.generate.text import BLANK
 from rag.simulate.archive import SimulationOptions, simulate_archive
 from rag.store import Report as StoredReport
 from rag.store import ReportSection, Study
@@ -117,7 +117,7 @@ def test_report_round_trips_through_json(drafter: Drafter) -> None:
 def test_unknown_study_and_missing_checkpoint_are_clear(
     drafter: Drafter, embedded_archive: EmbeddedArchive, tmp_path: Path
 ) -> None:
-    from rag.errors import RagError
+    from rag.core.errors import RagError
 
     with pytest.raises(RagError, match="999999"):
         drafter.draft(999_999)
@@ -161,7 +161,7 @@ def test_generator_without_vote_agreement_takes_the_top_hit(drafter: Drafter) ->
 
 
 def test_a_folder_of_broken_files_is_refused_and_stores_nothing(drafter: Drafter, tmp_path: Path) -> None:
-    from rag.errors import RagError
+    from rag.core.errors import RagError
     from rag.store import Clip
 
     folder = tmp_path / "broken"

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
 
+from rag.core.errors import RagError
 from rag.draft import Drafter, Report
-from rag.errors import RagError
 from rag.integrations.langchain import CaseRetrieverLC, KnowledgeBaseRetrieverLC, drafting_chain
 from rag.kb import KnowledgeBase, add_documents, starter_dir
 from tests.conftest import EmbeddedArchive

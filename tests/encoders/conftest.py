@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.config import RagConfig, load_config
+from rag.core.config import RagConfig, load_config
 from rag.ingest.pipeline import ingest
 from rag.simulate.archive import SimulationOptions, simulate_archive
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import rag.encoders as enc
+from rag.core.errors import CheckpointError
 from rag.encoders.checkpoint import FORMAT
 from rag.encoders.model import EchoEncoder
 from rag.encoders.registry import REGISTRY_ENV
 from rag.encoders.towers.minilm import PACKAGE, weights_sha256
-from rag.errors import CheckpointError
 from tests.encoders._entries import tiny_open_clip_entry, write_entry
 
 TEXTS = ["Normal biventricular function.", "Severe aortic stenosis."]

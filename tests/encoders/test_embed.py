@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from rag.config import RagConfig
+from rag.core.config import RagConfig
 from rag.encoders import create, file_sha256, load_checkpoint, save_checkpoint
 from rag.encoders.embed import EmbeddingMismatchError, embed_store, embeddings_dir, load_embeddings
 from rag.store import Clip, ReportSection, StillImage, open_store

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import rag.encoders as enc
+from rag.core.errors import ConfigError, UnknownEncoderError
 from rag.encoders.registry import REGISTRY_ENV, builtin_registry, entry_source
 from rag.encoders.spec import ECHOPRIME_MEAN, ECHOPRIME_STD, EncoderSpec
-from rag.errors import ConfigError, UnknownEncoderError
-from rag.ingest.views import COARSE_VIEWS
+from rag.vocab.views import COARSE_VIEWS
 from tests.encoders._entries import tiny_open_clip_entry, write_entry
 
 SHIPPED = ["echo-video-tiny", "echoclip", "echoprime-mvit"]

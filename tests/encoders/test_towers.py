@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 import rag.encoders as enc
+from rag.core.errors import CheckpointError, EncoderError, EncoderInputError, WeightsUnavailableError
 from rag.encoders.model import EchoEncoder
 from rag.encoders.registry import REGISTRY_ENV
 from rag.encoders.towers.minilm import MiniLMTextTower, minilm_dir
 from rag.encoders.towers.mvit import MViTVideoTower
 from rag.encoders.towers.openclip import reference_model
-from rag.errors import CheckpointError, EncoderError, EncoderInputError, WeightsUnavailableError
 from tests.encoders._entries import TINY_OPEN_CLIP_CFG, fake_hub_cache, tiny_open_clip_entry, write_entry
 
 TEXTS = ["Normal left ventricular size and systolic function.", "Moderate mitral regurgitation.", "IVC dilated"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rag.index.cli import index_app
+from rag.cli.index import index_app
 from tests.index._data import Data
 
 SHA = "0123456789abcdef" * 4

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.errors import IndexInputError, VectorIndexError
+from rag.core.errors import IndexInputError, VectorIndexError
 from rag.index import FaissIndex, SearchFilter, VectorIndex, build_index, choose_kind
 from rag.index import faiss_index as fi
 from tests.index._data import Data, recall

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import IndexInputError, VectorIndexError
+from rag.core.errors import IndexInputError, VectorIndexError
 from rag.index import SearchFilter, VectorIndex, build_index, load_index, manifest_for, save_index
 from tests.index._data import Data, clustered, recall
 
@@ -124,7 +124,7 @@ def test_bad_settings(tmp_path: Path) -> None:
 def test_cli_build_and_verify_with_milvus_lite(workspace: Path, small: Data, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from rag.index.cli import index_app
+    from rag.cli.index import index_app
     from tests.index.test_cli import _embeddings
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import ManifestMismatchError, VectorIndexError
+from rag.core.errors import ManifestMismatchError, VectorIndexError
 from rag.index import FaissIndex, IndexManifest, SearchFilter, build_index, load_index, manifest_for, save_index
 from rag.index.store import read_manifest
 from tests.index._data import Data

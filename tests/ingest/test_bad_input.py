@@ -12,8 +12,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import UID
 from sqlalchemy import func, select
 
-from rag.config import RagConfig, load_config
-from rag.ingest.clipfile import read_clip
+from rag.core.clipfile import read_clip
+from rag.core.config import RagConfig, load_config
 from rag.ingest.outcome import IngestReport
 from rag.ingest.pipeline import ingest
 from rag.store import Clip, Patient, Report, StillImage, open_store

@@ -21,7 +21,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from rag.errors import ConfigError, DeidentificationError
+from rag.core.errors import ConfigError, DeidentificationError
 from rag.ingest import ps315
 from rag.ingest.deid import (
     CLEANED_DESCRIPTORS,

@@ -11,8 +11,8 @@ import pydicom
 import pytest
 from sqlalchemy import select, text
 
-from rag.config import load_config
-from rag.ingest.clipfile import read_clip
+from rag.core.clipfile import read_clip
+from rag.core.config import load_config
 from rag.ingest.pipeline import ingest
 from rag.ingest.ps315 import ATTRIBUTES_BY_TAG, DATE_TIME_TAGS, IDENTIFYING, UID_TAGS
 from rag.store import Base, Clip, Patient, StillImage, open_store

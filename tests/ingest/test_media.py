@@ -16,7 +16,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels.processing import convert_color_space
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless
 
-from rag.errors import DecodeError, InvalidMediaError, UnsupportedInputError
+from rag.core.errors import DecodeError, InvalidMediaError, UnsupportedInputError
 from rag.ingest.dicom_decode import decode_dicom, dicom_kind, frame_timing
 from rag.ingest.media import DecodedMedia, UltrasoundRegion
 from rag.ingest.video_decode import decode_image, decode_video

@@ -13,9 +13,9 @@ import pydicom
 import pytest
 from sqlalchemy import select
 
-from rag.config import RagConfig, load_config
+from rag.core.clipfile import read_clip
+from rag.core.config import RagConfig, load_config
 from rag.ingest import pipeline
-from rag.ingest.clipfile import read_clip
 from rag.ingest.pipeline import ingest
 from rag.store import Clip, Measurement, Patient, Report, StillImage, Study, open_store
 

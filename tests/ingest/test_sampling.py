@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from rag.errors import InvalidMediaError
+from rag.core.errors import InvalidMediaError
 from rag.ingest.dicom_decode import decode_dicom
 from rag.ingest.mask import SectorMask, sector_mask
 from rag.ingest.media import DecodedMedia

@@ -12,17 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.errors import DecodeError
-from rag.ingest.sections import (
-    CXR_SECTIONS,
-    ECHO_SECTIONS,
-    FREE_TEXT,
-    ParsedReport,
-    detect_report_kind,
-    parse_cxr_report,
-    parse_echo_report,
-    parse_iu_xray_xml,
-)
+from rag.core.errors import DecodeError
+from rag.ingest.sections import ParsedReport, detect_report_kind, parse_cxr_report, parse_echo_report, parse_iu_xray_xml
+from rag.vocab.sections import CXR_SECTIONS, ECHO_SECTIONS, FREE_TEXT
 
 IU_REPORTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "iu_xray_reports" / "NLMCXR_reports.tgz"
 

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def test_importing_the_kb_package_and_cli_is_cheap() -> None:
     code = (
-        "import sys; import rag.kb, rag.kb.cli, rag.kb.store, rag.kb.search; "
+        "import sys; import rag.kb, rag.cli.kb, rag.kb.store, rag.kb.search; "
         "print([m for m in ('numpy', 'bm25s', 'torch', 'sentence_transformers') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -80,7 +80,7 @@ def test_listing_and_lookup(starter_kb: KnowledgeBase) -> None:
     assert len(chunks) == len(starter_kb) == starter_kb.manifest.count
     assert chunks[0].chunk_id in starter_kb and "nope" not in starter_kb
     assert starter_kb.get(chunks[5].chunk_id) == chunks[5]
-    with pytest.raises(UnknownChunkError, match=r"Did you mean \['starter/atria.md#2'"):
+    with pytest.raises(UnknownChunkError, match=r"Did you mean 'starter/atria.md#2'"):
         starter_kb.get("starter/atria.md#20")
 
 

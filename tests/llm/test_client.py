@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from rag.config import load_config
+from rag.core.config import load_config
 from rag.llm import ChatClient, LLMConnectionError, LLMError, LLMHTTPError, LLMOutputError
 from rag.llm.server import free_port
 from tests.llm._fake_openai import Canned, FakeOpenAI, chat_answer

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.config import load_config
+from rag.core.config import load_config
 from rag.llm import ServerStartError, VLLMServer, resolve_venv
 from rag.llm.server import detect_device, free_port
 

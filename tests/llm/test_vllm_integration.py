@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.draft import DRAFT_SCHEMA, Drafter, OpenAIGenerator
-from rag.draft.llm import LLMDraft, tokenizer_counter
-from rag.draft.report import CaseEvidence
+from rag.generate.openai import LLMDraft, tokenizer_counter
+from rag.generate.report import CaseEvidence
 from rag.llm import ChatClient, VLLMServer
 from tests.conftest import EmbeddedArchive
 

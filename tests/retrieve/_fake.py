@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.ingest.views import COARSE_VIEWS
 from rag.store import Clip, Measurement, Patient, Report, ReportSection, Series, Store, Study, open_store
+from rag.vocab.views import COARSE_VIEWS
 
 
 def unit(v: np.ndarray | list[float]) -> np.ndarray:

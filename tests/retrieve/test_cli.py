@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from rag.retrieve.cli import retrieve_app
+from rag.cli.retrieve import retrieve_app
 from rag.retrieve.weights import ViewWeights
 from tests.retrieve.conftest import KEY, EmbeddedArchive
 
@@ -67,7 +67,7 @@ def test_errors_are_one_line(embedded_archive: EmbeddedArchive, tmp_path: Path) 
 
 def test_importing_the_commands_stays_light() -> None:
     code = (
-        "import sys; import rag.retrieve.cli; "
+        "import sys; import rag.cli.retrieve; "
         "print([m for m in ('numpy', 'sqlalchemy', 'torch', 'faiss') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

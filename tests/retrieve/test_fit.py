@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import RetrievalError
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.errors import RetrievalError
 from rag.retrieve.fit import fit_view_weights, split_patients
 from rag.retrieve.retriever import CaseRetriever
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.views import COARSE_VIEWS
 from tests.retrieve._fake import FakeArchive
 
 D = 16

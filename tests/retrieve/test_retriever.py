@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import RetrievalError, UnknownStudyError
+from rag.core.errors import RetrievalError, UnknownStudyError
 from rag.retrieve.retriever import CaseRetriever, mmr_order
 from tests.retrieve._fake import FakeArchive, unit
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.errors import RetrievalError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.errors import RetrievalError
 from rag.retrieve.study import StudyIndex, clip_section_weights, study_section_embeddings
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.views import COARSE_VIEWS
 
 
 def _weights() -> ViewWeights:

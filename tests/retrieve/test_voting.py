@@ -6,18 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import RetrievalError
-from rag.ingest.sections import ECHO_SECTIONS
+from rag.core.errors import RetrievalError
 from rag.retrieve.retriever import CaseRetriever
-from rag.retrieve.voting import (
-    PHENOTYPES,
-    NeighbourVoter,
-    Thresholds,
-    best_threshold,
-    fit_thresholds,
-    thresholds_path,
-)
+from rag.retrieve.voting import NeighbourVoter, Thresholds, best_threshold, fit_thresholds, thresholds_path
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.findings import PHENOTYPES
+from rag.vocab.sections import ECHO_SECTIONS
 from tests.retrieve._fake import FakeArchive
 
 D = 8

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.encoders.view_sections import default_weights
-from rag.errors import ConfigError, ViewWeightsError
-from rag.ingest.sections import ECHO_SECTIONS
-from rag.ingest.views import COARSE_VIEWS
+from rag.core.errors import ConfigError, ViewWeightsError
 from rag.retrieve.weights import ViewWeights
+from rag.vocab.sections import ECHO_SECTIONS
+from rag.vocab.view_sections import default_weights
+from rag.vocab.views import COARSE_VIEWS
 
 
 def test_default_is_the_encoder_stage_table() -> None:
@@ -57,7 +57,7 @@ def test_unknown_section_is_named_with_the_allowed_ones() -> None:
     with pytest.raises(ViewWeightsError) as err:
         ViewWeights.from_mapping(table)
     message = str(err.value)
-    assert "'Left Ventricel'" in message and "did you mean 'Left Ventricle'" in message
+    assert "'Left Ventricel'" in message and "Did you mean 'Left Ventricle'?" in message
     assert "Pulmonary Veins" in message  # the allowed names are listed
     assert isinstance(err.value, ConfigError)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from rag.config import load_config
+from rag.core.config import load_config
 from rag.ingest.deid import Pseudonymizer
 from rag.ingest.pipeline import ingest
 from rag.simulate.archive import SimulationOptions, read_truth, simulate_archive

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from rag.ingest.views import COARSE_VIEWS
 from rag.simulate.anatomy import DOPPLER_VIEWS
 from rag.simulate.preview import contact_sheet
 from rag.simulate.render import RenderedClip, render_clip
 from rag.simulate.truth import StudyTruth
+from rag.vocab.views import COARSE_VIEWS
 
 NO_LV = {"SSN", "Doppler_Parasternal_Short"}
 

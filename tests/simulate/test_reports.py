@@ -11,21 +11,18 @@ import numpy as np
 import pytest
 
 from rag.ingest.measurements import extract_measurements
-from rag.ingest.sections import ECHO_SECTIONS, FREE_TEXT, parse_echo_report
+from rag.ingest.sections import parse_echo_report
 from rag.simulate.reports import (
     FINDING_SECTIONS,
     REPORT_STYLES,
     SimReport,
     finding_grades,
-    la_diameter_grade,
-    lv_size_grade,
-    lvef_grade,
-    pasp_grade,
-    wall_thickness_grade,
     write_patient_reports,
     write_report,
 )
 from rag.simulate.truth import EFFUSION_GRADES, PatientTruth, StudyTruth, changes, simulate_patients
+from rag.vocab.cutoffs import la_diameter_grade, lv_size_grade, lvef_grade, pasp_grade, wall_thickness_grade
+from rag.vocab.sections import ECHO_SECTIONS, FREE_TEXT
 
 ADJ = ("", "mild", "moderate", "severe")
 ADV = ("", "mildly", "moderately", "severely")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from rag.errors import StoreError
+from rag.core.errors import StoreError
 from rag.store import Clip, Patient, Report, ReportSection, Series, Study, open_store
 
 

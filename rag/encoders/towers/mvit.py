@@ -11,10 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rag.core.errors import CheckpointError, EncoderError
 from rag.encoders.model import EchoEncoder, VideoTower
 from rag.encoders.spec import MViTKwargs
 from rag.encoders.towers import BuildContext
-from rag.errors import CheckpointError, EncoderError
 
 ECHOPRIME_WEIGHTS_HINT = (
     "EchoPrime's encoder weights are the file echo_prime_encoder.pt inside model_data.zip of the "

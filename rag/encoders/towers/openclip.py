@@ -14,7 +14,6 @@ weights source, so a checkpoint never needs the hub again.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import logging
 import os
@@ -25,6 +24,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rag.core.errors import CheckpointError, EncoderError, WeightsUnavailableError
+from rag.core.lookup import did_you_mean
 from rag.encoders.model import TextTokens, TextTower, VideoTower
 from rag.encoders.pretrained import (
     ALIASES,
@@ -36,7 +37,6 @@ from rag.encoders.pretrained import (
 )
 from rag.encoders.spec import OPEN_CLIP_TOKENIZER, OpenClipFramesKwargs, OpenClipTextKwargs
 from rag.encoders.towers import BuildContext
-from rag.errors import CheckpointError, EncoderError, WeightsUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ def _model_config(model: str | dict[str, Any]) -> tuple[dict[str, Any], str | No
     cfg = open_clip.get_model_config(model)
     if cfg is None:
         names = open_clip.list_models()
-        close = difflib.get_close_matches(model, names, n=3)
-        hint = f" Did you mean {close}?" if close else ""
+        hint = did_you_mean(model, names, n=3)
         raise EncoderError(
             f"Unknown open_clip model {model!r}.{hint} Use a name from open_clip.list_models() ({len(names)} "
             "configs), a path to a model-config JSON, an inline config dict, or an hf-hub:/local-dir: source"

@@ -1,0 +1,255 @@
+"""The ``rag`` command line. Heavy libraries are imported inside the commands so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.common import ConfigOpt, friendly
+from rag.cli.draft import draft_cmd
+from rag.cli.eval import eval_app, evaluate_cmd
+from rag.cli.index import index_app
+from rag.cli.kb import kb_app
+from rag.cli.llm import llm_app
+from rag.cli.retrieve import retrieve_app
+
+app = typer.Typer(
+    name="rag",
+    help="Retrieval-augmented interpretation of echocardiograms: ingest, store, embed, retrieve, draft.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+store_app = typer.Typer(help="Inspect the case store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+app.add_typer(index_app, name="index")
+app.add_typer(llm_app, name="llm")
+app.add_typer(retrieve_app, name="retrieve")
+app.add_typer(kb_app, name="kb")
+app.add_typer(eval_app, name="eval")
+retrieve_app.command("evaluate", help="Same as `rag eval retrieval`.")(evaluate_cmd)
+app.command("draft")(draft_cmd)
+
+
+@app.command()
+@friendly
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (walked recursively).")],
+    config: ConfigOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: ingest.workers).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 when any item was skipped.")] = False,
+    show: Annotated[int, typer.Option(help="How many skip reasons to print.")] = 20,
+) -> None:
+    """Ingest DICOM folders, MP4/AVI exports, PNG/JPEG stills and report text into the case store."""
+    from rag.core.config import load_config
+    from rag.ingest.pipeline import ingest as run_ingest
+
+    cfg = load_config(config)
+    if workers is not None:
+        cfg.ingest.workers = workers
+    report = run_ingest(paths, cfg, progress=progress and sys.stderr.isatty())
+    typer.echo(report.summary())
+    skipped = report.by_status("skipped")
+    for item in skipped[:show]:
+        typer.echo(f"  skipped {item.path}: {item.reason}")
+    if len(skipped) > show:
+        typer.echo(f"  ... and {len(skipped) - show} more")
+    typer.echo(f"report: {cfg.reports_dir}")
+    if strict and skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the archive to.")] = Path("sim-archive"),
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients (1-4 studies each).")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes identical files.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes writing studies in parallel.")] = 1,
+    preview: Annotated[bool, typer.Option(help="Also write preview.png: one frame per view, LV area plot.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Write a simulated echo archive (real DICOM, MP4, reports) with its ground truth."""
+    from tqdm import tqdm
+
+    from rag.simulate.archive import simulate_archive
+
+    with tqdm(desc="simulate", unit="study", disable=not (progress and sys.stderr.isatty())) as bar:
+        summary = simulate_archive(out, patients=patients, seed=seed, workers=workers, progress=bar.update)
+    typer.echo(
+        f"patients={summary.patients} studies={summary.studies} clips={summary.clips} stills={summary.stills} "
+        f"videos={summary.videos} reports={summary.reports} seconds={summary.seconds:.1f}"
+    )
+    typer.echo(f"truth: {out / 'truth'}")
+    if preview:
+        from rag.simulate.archive import write_preview
+
+        typer.echo(f"preview: {write_preview(out / 'preview.png', seed=seed)}")
+
+
+@app.command()
+@friendly
+def train(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints (epoch-NNN.pt and last.pt).")] = Path("checkpoints"),
+    encoder: Annotated[
+        str, typer.Option(help="Registry name of the encoder (see `rag encoders`).")
+    ] = "echo-video-tiny",
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=2)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(help="Share of patients held out.")] = 0.2,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
+    workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    finding_temperature: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Soft clip->report targets: reports whose finding grades agree with the clip's are positives "
+            "too, weighted exp(-grade difference / T). 0: only the clip's own report text.",
+        ),
+    ] = 0.5,
+    augment: Annotated[
+        bool, typer.Option(help="Randomly vary gain, gamma, zoom, shift and rotation of training clips.")
+    ] = True,
+    finding_loss_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the finding head's loss (0: no finding head).")
+    ] = 2.0,
+    schedule: Annotated[
+        str, typer.Option(help="Learning rate over the run: cosine (decays to 0) or constant.")
+    ] = "cosine",
+    stop_after: Annotated[
+        int | None,
+        typer.Option(min=1, help="End after this epoch; `--resume` later finishes the same run and schedule."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train an encoder contrastively on the stored clips and reports (prints one line per epoch)."""
+    from rag.core.config import load_config
+    from rag.store import open_store
+    from rag.train.loop import TrainConfig
+    from rag.train.loop import train as run_train
+
+    cfg = load_config(config)
+    store = open_store(cfg.db_url)
+    try:
+        tc = TrainConfig(
+            encoder=encoder,
+            out=out,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            val_fraction=val_fraction,
+            seed=seed,
+            device=device,
+            workers=workers,
+            resume=resume,
+            finding_temperature=finding_temperature,
+            augment=augment,
+            finding_loss_weight=finding_loss_weight,
+            schedule=schedule,
+            stop_after=stop_after,
+            progress=sys.stderr.isatty(),
+        )
+        result = run_train(store, cfg.media_dir, tc, log_line=typer.echo)
+    finally:
+        store.close()
+    typer.echo(f"checkpoint: {result.checkpoint} sha256={result.sha256}")
+
+
+@app.command()
+@friendly
+def embed(
+    checkpoint: Annotated[Path, typer.Option(help="Encoder checkpoint (from `rag train`).")],
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, ...")] = "cpu",
+    config: ConfigOpt = None,
+) -> None:
+    """Embed every stored clip, still and report section with one encoder checkpoint."""
+    from rag.core.config import load_config
+    from rag.encoders import load_checkpoint
+    from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.store import open_store
+
+    cfg = load_config(config)
+    model, info = load_checkpoint(checkpoint, device=device)
+    store = open_store(cfg.db_url)
+    try:
+        root = cfg.home / "embeddings"
+        counts = embed_store(
+            store, cfg.media_dir, root, model, info.sha256, batch_size=batch_size, progress=sys.stderr.isatty()
+        )
+    finally:
+        store.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    typer.echo(f"embeddings: {embeddings_dir(root, model.spec.name, info.sha256)}")
+
+
+@app.command("encoders")
+@friendly
+def encoders_list() -> None:
+    """List the encoders of the registry."""
+    from rag.encoders import get_spec, list_encoders
+
+    for name in list_encoders():
+        spec = get_spec(name)
+        typer.echo(f"{name:20s} dim={spec.embed_dim:<4d} {spec.description}")
+
+
+@app.command("config")
+@friendly
+def show_config(config: ConfigOpt = None) -> None:
+    """Print the resolved configuration (secrets hidden)."""
+    from rag.core.config import load_config
+
+    cfg = load_config(config)
+    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+
+
+@store_app.command("info")
+@friendly
+def store_info(config: ConfigOpt = None) -> None:
+    """Print how many rows each table of the case store holds."""
+    from sqlalchemy import func, select
+
+    from rag.core.config import load_config
+    from rag.store import Base, open_store
+
+    cfg = load_config(config)
+    store = open_store(cfg.db_url)
+    try:
+        with store.session() as s:
+            for table in Base.metadata.sorted_tables:
+                n = s.scalar(select(func.count()).select_from(table))
+                typer.echo(f"{table.name:16s} {n}")
+    finally:
+        store.close()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+@app.command()
+@friendly
+def demo(
+    patients: Annotated[int, typer.Option(min=3, help="Simulated patients (1-4 studies each).")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs when no checkpoint exists yet.")] = 6,
+    held_out: Annotated[int, typer.Option(min=1, help="Which held-out patient's study to draft.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Processes for simulation and ingestion.")] = 2,
+    seed: int = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """The main job: simulate, ingest, train, embed, index, fit weights, add the KB, draft a held-out study."""
+    from rag.core.config import load_config
+    from rag.demo import DemoOptions, run_demo
+
+    cfg = load_config(config)
+    opts = DemoOptions(patients=patients, seed=seed, epochs=epochs, workers=workers, held_out=held_out)
+    run_demo(cfg, opts, echo=typer.echo)

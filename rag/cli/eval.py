@@ -1,0 +1,73 @@
+"""``rag eval ...`` commands: quality figures on held-out patients.
+
+``rag eval retrieval`` (also ``rag retrieve evaluate``) scores the neighbour votes of uniform, default
+and learned view weights against a simulated archive's truth.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.common import ConfigOpt, friendly
+from rag.cli.retrieve import EmbeddingsOpt, open_retriever, weights_table
+
+eval_app = typer.Typer(help="Quality figures on held-out patients, each beside its baseline.", no_args_is_help=True)
+
+
+@eval_app.command("retrieval")
+@friendly
+def evaluate_cmd(
+    embeddings: EmbeddingsOpt,
+    archive: Annotated[Path, typer.Option(help="The simulated archive folder (with truth/studies.csv).")],
+    learned: Annotated[Path | None, typer.Option(help="A learned weight file (default: fit one now).")] = None,
+    k: Annotated[int, typer.Option(min=1)] = 50,
+    seed: int = 0,
+    test_fraction: Annotated[float, typer.Option(min=0.05, max=0.9)] = 0.3,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
+    steps: Annotated[int, typer.Option(min=1, help="Fitting steps when no learned table is given.")] = 150,
+    temperature: Annotated[
+        float | None, typer.Option(min=1e-4, help="Softmax vote weighting (default: similarity weights).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    held_out_of: Annotated[
+        Path | None,
+        typer.Option(
+            "--held-out-of",
+            help="An encoder checkpoint: test on the patients its training held out (whose reports it never saw).",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score uniform, default and learned weights on held-out patients of an ingested simulated archive."""
+    from rag.core.config import load_config
+    from rag.core.errors import RetrievalError
+    from rag.eval.retrieval import evaluate_archive
+    from rag.ingest.pipeline import resolve_key
+
+    cfg = load_config(config)
+    test_patients = None
+    if held_out_of is not None:
+        from rag.encoders.checkpoint import read_checkpoint
+
+        test_patients = list((read_checkpoint(held_out_of).get("extra") or {}).get("val_patients") or [])
+        if not test_patients:
+            raise RetrievalError(f"{held_out_of} records no held-out patients; leave out --held-out-of")
+    with open_retriever(config, embeddings, "default", "flat") as retriever:
+        report = evaluate_archive(
+            retriever,
+            archive,
+            pseudonym_key=resolve_key(cfg),
+            learned=weights_table(str(learned)) if learned is not None else None,
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            seed=seed,
+            k=k,
+            temperature=temperature,
+            fit_options={"steps": steps},
+            test_patients=test_patients,
+        )
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())

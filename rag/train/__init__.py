@@ -1,0 +1,39 @@
+"""Training of the encoders, apart from inference (:mod:`rag.encoders`): data, losses, augmentation,
+the held-out evaluation of each epoch and the loop that writes checkpoints.
+
+::
+
+    from rag.train import TrainConfig, train
+
+    result = train(store, media_dir, TrainConfig(encoder="echo-video-tiny", epochs=5, out=Path("ckpt")))
+    print(result.checkpoint, result.history[-1].line())
+
+- :mod:`rag.train.data`: stored clips with their reports, the patient split, clip batches, text features;
+- :mod:`rag.train.findings`: finding grades of reports and the soft contrastive targets they give;
+- :mod:`rag.train.augment`: random re-acquisition of training clips;
+- :mod:`rag.train.losses`: the losses of one batch;
+- :mod:`rag.train.evaluate`: the held-out evaluation that ends every epoch;
+- :mod:`rag.train.loop`: :class:`TrainConfig` and :func:`train` (checkpoints, resume).
+
+Importing this package imports neither torch nor the store: names load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rag.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from rag.train.loop import TrainConfig, train
+
+_LAZY: dict[str, str] = {
+    "TrainConfig": "rag.train.loop",
+    "train": "rag.train.loop",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
+
+__all__ = ["TrainConfig", "train"]

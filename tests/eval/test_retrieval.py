@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rag.core.stats import auroc
+from rag.eval.retrieval import TRUTH_GRADES, evaluate_archive, truth_by_study
+from rag.retrieve.retriever import CaseRetriever
+from rag.store import open_store
+from rag.vocab.findings import PHENOTYPES
+from tests.retrieve.conftest import KEY, EmbeddedArchive
+
+
+def test_auroc_by_hand_and_against_pair_counting() -> None:
+    assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5, 0.5], [0, 1, 1]) == pytest.approx(0.5)  # ties count one half
+    assert auroc([1, 2, 3], [0, 0, 1]) == 1.0 and auroc([1, 2, 3], [1, 0, 0]) == 0.0
+    assert math.isnan(auroc([0.2, 0.3], [1, 1]))
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, size=80) / 5.0  # many ties
+    labels = rng.random(80) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert auroc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)))
+
+
+def test_truth_table_covers_known_phenotypes() -> None:
+    assert set(TRUTH_GRADES) <= set(PHENOTYPES)
+    assert all(PHENOTYPES[n].kind == "finding" for n in TRUTH_GRADES)
+
+
+def test_evaluation_on_an_ingested_archive(embedded_archive: EmbeddedArchive) -> None:
+    store = open_store(embedded_archive.config.db_url)
+    try:
+        retriever = CaseRetriever(store, embeddings_folder=embedded_archive.embeddings, index_kind="flat")
+        truth = truth_by_study(retriever, embedded_archive.archive, KEY.encode())
+        assert len(truth) == len(retriever.catalog.studies)
+        report = evaluate_archive(
+            retriever,
+            embedded_archive.archive,
+            pseudonym_key=KEY.encode(),
+            test_fraction=0.34,
+            val_fraction=0.33,
+            k=5,
+            fit_options={"steps": 5},
+        )
+    finally:
+        store.close()
+    assert [t.weights for t in report.tables] == ["uniform", "default", "learned"]
+    assert report.n_test >= 1 and report.n_train >= 1
+    assert all(t.n_mae["lvef"] == report.n_test for t in report.tables)  # every test study gets an LVEF
+    assert all(0 <= t.lvef_mae < 60 for t in report.tables)
+    text = report.text()
+    assert "lvef MAE (%" in text and "mean AUROC >=1" in text and "baseline LVEF MAE" in text
+    assert report.to_dict()["tables"][2]["weights"] == "learned"
