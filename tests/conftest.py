@@ -143,3 +143,22 @@ def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchiv
     finally:
         store.close()
     return EmbeddedArchive(root / "archive", cfg, folder, ckpt)
+
+
+@pytest.fixture(scope="session")
+def ingested_archive(tmp_path_factory: pytest.TempPathFactory) -> RagConfig:
+    """4 simulated patients, ingested with the tiny encoder's clip size into a fresh workspace."""
+    from rag.ingest.pipeline import ingest
+    from rag.simulate.archive import SimulationOptions, simulate_archive
+
+    root = tmp_path_factory.mktemp("enc")
+    simulate_archive(
+        root / "archive",
+        patients=4,
+        seed=3,
+        options=SimulationOptions(height=128, width=160, doppler_probability=0.5, mp4_probability=0.0),
+    )
+    cfg = load_config(home=root / "ws", pseudonym_key="encoder-tests", ingest={"frames": 16, "size": 64})
+    report = ingest([root / "archive" / "patients"], cfg)
+    assert report.counts["skipped"] == 0
+    return cfg

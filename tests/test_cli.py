@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -13,17 +12,16 @@ from tests.ingest.test_pipeline import make_sample
 runner = CliRunner()
 
 
-def test_help_is_fast_and_imports_no_heavy_library() -> None:
+def test_help_imports_no_heavy_library() -> None:
+    """`rag --help` stays fast because the command line imports nothing heavy (timed in bench/startup.py)."""
     code = (
-        "import sys, time; t = time.perf_counter(); from rag.cli import app; "
-        "heavy = [m for m in ('numpy', 'pydicom', 'sqlalchemy', 'cv2', 'av', 'torch') if m in sys.modules]; "
-        "print(heavy, time.perf_counter() - t)"
+        "import sys; from rag.cli import app; "
+        "print([m for m in ('numpy', 'pydicom', 'sqlalchemy', 'cv2', 'av', 'torch', 'faiss') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("[]"), out
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rag", "--help"], capture_output=True, check=True)
-    assert time.perf_counter() - t0 < 5
+    done = subprocess.run([sys.executable, "-m", "rag", "--help"], capture_output=True, text=True, check=True)
+    assert "draft" in done.stdout
 
 
 def test_ingest_command_prints_counts_and_reasons(dicom_dir: Path, tmp_path: Path, workspace: Path) -> None:

@@ -46,8 +46,22 @@ def weights_table(spec: str) -> ViewWeights:
     return ViewWeights.from_spec(spec)
 
 
+LibraryEmbeddingsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--embeddings",
+        "-e",
+        help="Search a `rag embed` folder (indexes built in memory) instead of the workspace's case library.",
+    ),
+]
+
+
 @contextmanager
-def open_retriever(config: Path | None, embeddings: Path, weights: str, index_kind: str) -> Iterator[CaseRetriever]:
+def open_retriever(
+    config: Path | None, embeddings: Path | None, weights: str, index_kind: str
+) -> Iterator[CaseRetriever]:
+    """A retriever over ``embeddings`` (indexes built in memory), or else over the workspace's case library
+    (``<workspace>/indexes/library``: opened as saved, refused when stale or of another checkpoint)."""
     from rag.core.config import load_config
     from rag.core.errors import RetrievalError
     from rag.retrieve.retriever import CaseRetriever
@@ -59,7 +73,13 @@ def open_retriever(config: Path | None, embeddings: Path, weights: str, index_ki
     cfg = load_config(config)
     store = open_store(cfg.db_url)
     try:
-        yield CaseRetriever(store, embeddings, table, index_kind=cast("IndexKind", index_kind))
+        if embeddings is not None:
+            yield CaseRetriever(store, embeddings, table, index_kind=cast("IndexKind", index_kind))
+        else:
+            from rag.index.library import LIBRARY_DIR, CaseLibrary
+
+            library = CaseLibrary.open(cfg.indexes_dir / LIBRARY_DIR, store=store)
+            yield CaseRetriever(store, weights=table, library=library)
     finally:
         store.close()
 
@@ -155,7 +175,7 @@ def _date(value: str | None) -> dt.date | None:
 @friendly
 def cases_cmd(
     study: Annotated[int, typer.Argument(help="Study row ID of the query study.")],
-    embeddings: EmbeddingsOpt,
+    embeddings: LibraryEmbeddingsOpt = None,
     weights: WeightsOpt = "default",
     k: Annotated[int, typer.Option(min=1, help="Hits per section.")] = 3,
     before: Annotated[str | None, typer.Option(help="Only studies dated before YYYY-MM-DD.")] = None,
@@ -192,7 +212,7 @@ def cases_cmd(
 @friendly
 def predict_cmd(
     study: Annotated[int, typer.Argument(help="Study row ID of the query study.")],
-    embeddings: EmbeddingsOpt,
+    embeddings: LibraryEmbeddingsOpt = None,
     weights: WeightsOpt = "default",
     k: Annotated[int, typer.Option(min=1, help="Neighbours per section.")] = 50,
     thresholds: Annotated[Path | None, typer.Option(help="Thresholds JSON (default: beside the weight file).")] = None,

@@ -142,13 +142,21 @@ class _Views(Mapping[int, str]):
 class _Measurements(Mapping[int, dict[str, float]]):
     def __init__(self, catalog: Catalog) -> None:
         self._c = catalog
+        self._seen: dict[int, dict[str, float]] = {}
 
     def __getitem__(self, study_id: int) -> dict[str, float]:
-        c = self._c
-        a, b = np.searchsorted(c.meas_study, [int(study_id), int(study_id) + 1])
-        if a == b:
-            raise KeyError(study_id)
-        return {c.measurement_names[int(n)]: float(v) for n, v in zip(c.meas_name[a:b], c.meas_value[a:b], strict=True)}
+        found = self._seen.get(int(study_id))
+        if found is None:
+            c = self._c
+            a, b = np.searchsorted(c.meas_study, [int(study_id), int(study_id) + 1])
+            if a == b:
+                raise KeyError(study_id)
+            names, values = c.meas_name[a:b].tolist(), c.meas_value[a:b].tolist()
+            found = {c.measurement_names[n]: float(v) for n, v in zip(names, values, strict=True)}
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            self._seen[int(study_id)] = found
+        return dict(found)
 
     def __iter__(self) -> Iterator[int]:
         return (int(s) for s in np.unique(self._c.meas_study))
@@ -192,10 +200,16 @@ class Catalog:
 
     # -- dictionary-like views ------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        for name in _ARRAYS:  # plain arrays over the same (possibly memory-mapped) memory: fast scalar reads
+            setattr(self, name, np.asarray(getattr(self, name)))
+        self._studies = _Studies(self)
+        self._measurements = _Measurements(self)
+
     @property
     def studies(self) -> Mapping[int, StudyInfo]:
         """Study ID -> :class:`StudyInfo`."""
-        return _Studies(self)
+        return self._studies
 
     @property
     def clip_of_study(self) -> Mapping[int, int]:
@@ -210,7 +224,7 @@ class Catalog:
     @property
     def measurements(self) -> Mapping[int, dict[str, float]]:
         """Study ID -> {measurement name: value}."""
-        return _Measurements(self)
+        return self._measurements
 
     @property
     def units(self) -> dict[str, str]:

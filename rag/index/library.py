@@ -147,7 +147,8 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        # a plain ndarray over the mapped memory: NumPy's memmap subclass makes every element read slow
+        arr: np.ndarray = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError) as e:
         raise VectorIndexError(f"{path} cannot be read ({e}); rebuild the case library: {_rebuild(path.parent)}") from e
     return arr

@@ -23,6 +23,7 @@ from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
+    from rag.retrieve.protocol import Retriever
     from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit, StudyRetrieval, mmr_order
     from rag.retrieve.study import (
         ReportSectionIndex,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from rag.retrieve.weights import ViewWeights
 
 _LAZY: dict[str, str] = {
+    "Retriever": "rag.retrieve.protocol",
     "ViewWeights": "rag.retrieve.weights",
     "SectionEmbeddings": "rag.retrieve.study",
     "StudyIndex": "rag.retrieve.study",
@@ -75,6 +77,7 @@ __all__ = [
     "Prediction",
     "ReportSectionIndex",
     "RetrievalParams",
+    "Retriever",
     "SectionEmbeddings",
     "SectionHit",
     "StudyIndex",

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,11 @@ from rag.vocab.views import COARSE_VIEWS
 __all__ = ["CaseRetriever", "RetrievalParams", "SectionHit", "StudyRetrieval", "mmr_order"]
 
 log = logging.getLogger(__name__)
+
+_PREFETCH = 50
+"""Hits every plain search fetches (the neighbour vote's k), so that the cases shown reuse them."""
+_RECENT = 64
+"""Searches kept in a retriever's cache (the sections of a few studies)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,7 @@ class CaseRetriever:
         self._sha256 = checkpoint_sha256
         self._loaded: _Loaded | None = None
         self._candidates: np.ndarray | None = None
+        self._recent: dict[tuple[object, ...], tuple[int, np.ndarray, np.ndarray]] = {}
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -430,7 +436,7 @@ class CaseRetriever:
         vector = embeddings.vectors[row]
         index = self.report_sections
         if mmr_lambda is None:
-            sims, ids = index.search(vector, k, allowed, section=section)
+            sims, ids = self._nearest(study_id, section, vector, k, allowed, (exclude_same_patient, before_date, views))
         else:
             pool = max(mmr_pool or 4 * k, k)
             sims, ids = index.search(vector, pool, allowed, section=section)
@@ -439,8 +445,9 @@ class CaseRetriever:
         texts = Catalog.texts(self.store, ids) if with_text and len(ids) else {}
         catalog = self.catalog
         hits = []
-        for rank, (sim, sid) in enumerate(zip(sims, ids, strict=True), start=1):
-            study = catalog.studies[index.study_of(int(sid))]
+        owners = index.study_ids[index.rows(ids)]
+        for rank, (sim, sid, owner) in enumerate(zip(sims, ids, owners, strict=True), start=1):
+            study = catalog.studies[int(owner)]
             hits.append(
                 SectionHit(
                     section=section,
@@ -454,6 +461,34 @@ class CaseRetriever:
                 )
             )
         return hits, len(allowed)
+
+    def _nearest(
+        self,
+        study_id: int,
+        section: str,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray,
+        filters: tuple[bool, dt.date | None, Iterable[str] | None],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best allowed hits, from a short cache of recent searches.
+
+        A draft asks each section twice with the same filters (k=5 cases to show, k=50 to vote):
+        every search fetches at least :data:`_PREFETCH` hits, and a later search of the same study,
+        section and filters with a smaller k reads the first k of them.
+        """
+        exclude, before, views = filters
+        key = (int(study_id), section, exclude, before, None if views is None else frozenset(views))
+        cached = self._recent.get(key)
+        if cached is None or cached[0] < k:
+            want = max(k, _PREFETCH)
+            sims, ids = self.report_sections.search(vector, want, allowed, section=section)
+            cached = (want, sims, ids)
+            self._recent[key] = cached
+            while len(self._recent) > _RECENT:
+                self._recent.pop(next(iter(self._recent)))
+        _, sims, ids = cached
+        return sims[:k], ids[:k]
 
     def retrieve(
         self,
@@ -508,12 +543,18 @@ class CaseRetriever:
                 views=views,
                 mmr_lambda=mmr_lambda,
                 mmr_pool=mmr_pool,
-                with_text=with_text,
+                with_text=False,
                 query=embeddings,
             )
             counts[section] = n_allowed
             if section not in no_evidence:
                 hits[section] = found
+        if with_text:  # one query for the texts of every section's hits
+            texts = Catalog.texts(self.store, (h.report_section_id for found in hits.values() for h in found))
+            hits = {
+                section: [replace(h, text=texts.get(h.report_section_id)) for h in found]
+                for section, found in hits.items()
+            }
         log.debug("study %d: %d sections searched, %d without evidence", study_id, len(hits), len(no_evidence))
         return StudyRetrieval(
             study_id=info.study_id,

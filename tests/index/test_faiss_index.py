@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.core.errors import IndexInputError, VectorIndexError
-from rag.index import FaissIndex, SearchFilter, VectorIndex, build_index, choose_kind
+from rag.index import FaissIndex, SearchFilter, VectorIndex, build_index, choose_kind, faiss_select
 from rag.index import faiss_index as fi
 from tests.index._data import Data, recall
 
@@ -141,7 +141,7 @@ def test_k_larger_than_the_index(data: Data) -> None:
 
 
 def test_large_filters_use_a_bitmap_selector(data: Data, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fi, "_BITMAP_MIN", 100)
+    monkeypatch.setattr(faiss_select, "BITMAP_MIN", 100)
     index = build_index(data.vectors, np.arange(data.ids.size, dtype=np.int64), kind="ivf_flat", exact_below=0)
     allowed = np.arange(0, data.ids.size, 3, dtype=np.int64)
     _, ids = index.search(data.queries, 10, filter=SearchFilter(allowed_ids=allowed))
@@ -182,9 +182,9 @@ def test_hnsw_tombstones_then_compaction(data: Data) -> None:
     index.remove(data.ids[:400])
     assert index.tombstones == 400 and len(index) == data.ids.size - 400
     index.update(data.ids[400:410], data.vectors[400:410][::-1].copy())
-    assert index.tombstones == 410 and index._labels.size == data.ids.size + 10
+    assert index.tombstones == 410 and len(index._nodes) == data.ids.size + 10
     index.remove(data.ids[410:1100])  # 1100 tombstones > 25 % of 4010 nodes: compacted
-    assert index.tombstones == 0 and len(index) == data.ids.size - 1090 and index._labels.size == len(index)
+    assert index.tombstones == 0 and len(index) == data.ids.size - 1090 and len(index._nodes) == len(index)
     gone = np.concatenate([data.ids[:400], data.ids[410:1100]])
     _, ids = index.search(data.queries, 10)
     assert not np.isin(ids, gone).any()

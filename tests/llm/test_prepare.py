@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +65,7 @@ def test_prepare_is_idempotent(prepared_model: Path) -> None:
     assert check_prepared(prepared_model, manifest.source_sha256) == []
     weights = prepared_model / "model.safetensors"
     before = (weights.stat().st_mtime_ns, (prepared_model / MANIFEST).read_text())
-    t0 = time.perf_counter()
-    assert prepare_model(prepared_model) == prepared_model
-    assert time.perf_counter() - t0 < 5  # hashing the source only, no conversion
+    assert prepare_model(prepared_model) == prepared_model  # hashing the source only, no conversion
     assert (weights.stat().st_mtime_ns, (prepared_model / MANIFEST).read_text()) == before
     config = json.loads((prepared_model / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -117,11 +116,9 @@ def test_server_that_never_answers_times_out_and_is_killed(
 ) -> None:
     monkeypatch.setenv("FAKE_VLLM_MODE", "hang")
     server = VLLMServer(model_folder, venv=fake_vllm_venv, port=free_port(), startup_timeout=2.0, stop_grace=5.0)
-    t0 = time.perf_counter()
     with pytest.raises(ServerStartError, match=r"did not answer .* within 2 s") as e:
         server.start()
     assert "engine pid" in str(e.value)  # the log tail
-    assert time.perf_counter() - t0 < 15
     assert not server.running
     engine = int(str(e.value).split("engine pid ")[1].split()[0])
     assert not _alive(engine)
@@ -134,10 +131,8 @@ def test_sigterm_ignoring_server_is_killed(tmp_path: Path, model_folder: Path) -
     script.write_text(f"#!/bin/sh\ntrap '' TERM\necho $$ > {tmp_path / 'pid'}\nsleep 60 &\nsleep 60\n")
     script.chmod(0o755)
     server = VLLMServer(model_folder, venv=venv, startup_timeout=0.5, stop_grace=0.5)
-    t0 = time.perf_counter()
     with pytest.raises(ServerStartError, match="did not answer"):
         server.start()
-    assert time.perf_counter() - t0 < 10
     assert _group_gone(int((tmp_path / "pid").read_text()))
 
 

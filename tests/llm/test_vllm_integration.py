@@ -3,7 +3,6 @@ then drafting a report of a stored study end to end through the ``openai`` gener
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -64,7 +63,6 @@ def test_vllm_serves_schema_bound_json_and_drafts_a_report(
         max_model_len=2048,
         startup_timeout=420,
     )
-    t0 = time.perf_counter()
     with server:
         pid = server.pid
         assert pid is not None and server.running
@@ -109,4 +107,3 @@ def test_vllm_serves_schema_bound_json_and_drafts_a_report(
     assert not server.running and server.pid is None
     assert not _alive(pid) and _group_members(pid) == []
     assert "Application startup complete" in (tmp_path / "vllm.log").read_text()
-    assert time.perf_counter() - t0 < 600

@@ -72,3 +72,24 @@ def test_importing_the_commands_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cases_open_the_case_library_by_default(embedded_archive: EmbeddedArchive, tmp_path: Path) -> None:
+    config = _config(tmp_path, embedded_archive)
+    emb = str(embedded_archive.embeddings)
+    from rag.store import Study, open_store
+
+    store = open_store(embedded_archive.config.db_url)
+    with store.session() as s:
+        study = s.query(Study.id).order_by(Study.id).first()
+    store.close()
+    assert study is not None
+    from_library = runner.invoke(retrieve_app, ["cases", str(study[0]), "--k", "2", "--json", "-c", str(config)])
+    assert from_library.exit_code == 0, from_library.output
+    from_embeddings = runner.invoke(
+        retrieve_app, ["cases", str(study[0]), "-e", emb, "--k", "2", "--json", "-c", str(config)]
+    )
+    a, b = json.loads(from_library.output), json.loads(from_embeddings.output)
+    assert a["params"]["embeddings"] == "library"
+    for section, hits in b["sections"].items():
+        assert [h["report_section_id"] for h in a["sections"][section]] == [h["report_section_id"] for h in hits]

@@ -8,6 +8,7 @@ import pytest
 
 from rag.core.errors import RetrievalError, UnknownStudyError
 from rag.retrieve.retriever import CaseRetriever, mmr_order
+from tests.conftest import EmbeddedArchive
 from tests.retrieve._fake import FakeArchive, unit
 
 D = 8
@@ -174,3 +175,14 @@ def test_bad_requests_are_refused(fake: FakeArchive, retriever: CaseRetriever) -
         retriever.retrieve(query, sections=["Left ventricle"])
     with pytest.raises(RetrievalError, match="not an embeddings folder"):
         CaseRetriever(retriever.store, fake.root).warm_up()
+
+
+def test_case_retriever_fills_the_retriever_role(embedded_archive: EmbeddedArchive) -> None:
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    store = open_store(embedded_archive.config.db_url)
+    try:
+        assert isinstance(CaseRetriever(store, embedded_archive.embeddings), Retriever)
+    finally:
+        store.close()
