@@ -63,6 +63,10 @@ class CheckpointError(EncoderError):
     """A checkpoint file is missing, corrupt, foreign, or does not fit the encoder asked for."""
 
 
+class BareStateDictError(CheckpointError):
+    """The file holds a bare state dict (such as EchoPrime's released encoder), not a rag checkpoint."""
+
+
 class RetrievalError(RagError):
     """Case retrieval cannot run: an unknown study, missing or inconsistent vectors, a bad parameter."""
 

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from rag.core.clipfile import write_atomic
-from rag.core.errors import CheckpointError
+from rag.core.errors import BareStateDictError, CheckpointError
 from rag.core.version import __version__ as rag_version
 from rag.encoders.model import EchoEncoder
 from rag.encoders.spec import EncoderSpec
@@ -168,7 +168,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             what = f"format {payload.get('format')!r}"
         else:
             what = f"a {type(payload).__name__}"
-        raise CheckpointError(
+        bare = isinstance(payload, Mapping) and payload and all(isinstance(v, Tensor) for v in payload.values())
+        raise (BareStateDictError if bare else CheckpointError)(
             f"Checkpoint '{path}' is not a rag encoder checkpoint: it holds {what}, expected format {FORMAT!r} "
             "written by rag.encoders.save_checkpoint"
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.core.errors import CheckpointError, EncoderError
+from rag.core.errors import BareStateDictError, CheckpointError, EncoderError
 from rag.encoders.pretrained import preflight
 from rag.encoders.registry import get_spec
 from rag.encoders.spec import DEFAULT_ENCODER, EncoderSpec
@@ -77,7 +77,9 @@ def create(name: str | None = None, checkpoint: str | Path | None = None, *, dev
     Args:
         name: registry name (see :func:`list_encoders`); default ``echo-video-tiny`` when no checkpoint.
         checkpoint: a file written by :func:`save_checkpoint`; its spec (preprocessing included) wins
-            over the registry, which is not consulted.
+            over the registry, which is not consulted. With ``name="echoprime-mvit"`` it may also be
+            EchoPrime's released ``echo_prime_encoder.pt`` (a bare state dict of the video tower),
+            loaded into the registry entry as :func:`load_echoprime_weights` does.
         device: where the model lives (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
 
     Returns:
@@ -91,7 +93,12 @@ def create(name: str | None = None, checkpoint: str | Path | None = None, *, dev
     if checkpoint is not None:
         from rag.encoders.checkpoint import read_checkpoint, restore
 
-        payload = read_checkpoint(Path(checkpoint))
+        try:
+            payload = read_checkpoint(Path(checkpoint))
+        except BareStateDictError:
+            if name is None:
+                raise
+            return _from_state_dict(name, Path(checkpoint), device=device)
         held = payload["spec"].get("name")
         if name is not None and name != held:
             raise CheckpointError(
@@ -103,3 +110,22 @@ def create(name: str | None = None, checkpoint: str | Path | None = None, *, dev
     spec = get_spec(name or DEFAULT_ENCODER)
     preflight(spec)
     return build(spec, device=device)
+
+
+def _from_state_dict(name: str, path: Path, *, device: str) -> EchoEncoder:
+    """The registry entry ``name`` with a released bare state dict loaded into its video tower.
+
+    Raises:
+        CheckpointError: the entry's video tower is not EchoPrime's MViT, or the keys do not fit.
+    """
+    from rag.encoders.towers.mvit import MViTVideoTower, load_echoprime_weights
+
+    model = build(get_spec(name), device="cpu")
+    if not isinstance(model.video, MViTVideoTower):
+        raise CheckpointError(
+            f"Checkpoint '{path}' is a bare state dict; only an EchoPrime MViT entry (echoprime-mvit) loads one "
+            f"directly, and '{name}' has a {type(model.video).__name__} video tower. Save a rag checkpoint with "
+            "rag.encoders.save_checkpoint instead"
+        )
+    load_echoprime_weights(model, path)
+    return model.to(resolve_device(device)).eval()

@@ -342,6 +342,17 @@ class Catalog:
                 "pass a Study row ID (see `rag store info`)"
             ) from None
 
+    def infos(self, study_ids: np.ndarray) -> list[StudyInfo]:
+        """:class:`StudyInfo` of each of ``study_ids`` (all stored), in one vectorised lookup."""
+        ids = np.asarray(study_ids, dtype=np.int64)
+        rows = np.searchsorted(self.study_ids, ids)
+        patients = self.study_patient[rows].tolist()
+        dates = self.study_date[rows].tolist()
+        return [
+            StudyInfo(s, p, self.pseudonyms.get(p, ""), None if d == NO_DATE else dt.date.fromordinal(d))
+            for s, p, d in zip(ids.tolist(), patients, dates, strict=True)
+        ]
+
     def patients_of(self, study_ids: np.ndarray) -> np.ndarray:
         """(n,) int64 patient row ID of each study (-1 for unknown studies)."""
         return self._lookup(study_ids, self.study_patient, -1)

@@ -8,6 +8,7 @@ the manifest names and belong together, and says how to recover (rebuild) when t
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ REFINE_FILE = "refine.faiss"
 IDS_FILE = "ids.npy"
 LABELS_FILE = "labels.npy"
 _SIDE_FILES = (INDEX_FILE, REFINE_FILE, IDS_FILE, LABELS_FILE)
+
+log = logging.getLogger(__name__)
 
 
 def write_index_files(folder: Path, index: Any, refine: Any, table: np.ndarray, *, labels: bool) -> None:
@@ -82,6 +85,34 @@ def read_index_files(folder: Path, *, kind: str, dim: int, mmap: bool) -> tuple[
             "the files do not belong together, rebuild with `rag index build`"
         )
     return index, refine, table
+
+
+def index_mtime(folder: Path) -> float:
+    """The modification time of ``folder``'s index file (how a memory-mapped index notices it was replaced)."""
+    return (folder / INDEX_FILE).stat().st_mtime
+
+
+def read_into_memory(folder: Path, mtime: float, *, refine: bool) -> tuple[Any, Any]:
+    """Read an index memory-mapped (read-only) from ``folder`` into memory, to change it.
+
+    Args:
+        mtime: :func:`index_mtime` when the index was mapped; a different one means the files were replaced.
+        refine: also read ``refine.faiss``.
+
+    Returns:
+        the index, and the refine index (None when not asked for or not there).
+    """
+    index_file = folder / INDEX_FILE
+    if not index_file.is_file() or index_file.stat().st_mtime != mtime:
+        raise VectorIndexError(
+            f"{index_file} changed since this index was memory-mapped from it; load the index again to change it"
+        )
+    log.info("reading %s into memory to change it (it was memory-mapped, read-only)", folder)
+    faiss = import_faiss()
+    index = faiss.read_index(str(index_file))
+    if (folder / REFINE_FILE).is_file() and refine:
+        return index, faiss.read_index(str(folder / REFINE_FILE))
+    return index, None
 
 
 def _write_faiss(faiss: Any, index: Any, path: Path) -> None:

@@ -20,7 +20,12 @@ when an approximate search still collects fewer than ``k`` matches while more ex
 a restrictive filter), those queries are re-run exhaustively over the matching items. Either way a
 search returns ``k`` hits whenever ``k`` items pass the filter.
 
-FAISS is imported when an index is created or loaded, never when this module is imported.
+This module holds :class:`FaissIndex` (the state: structures, IDs, memory mapping) and :func:`build_index`;
+the parameters and choice of kind are in :mod:`rag.index.faiss_params`, the calls into FAISS for each kind in
+:mod:`rag.index.faiss_kinds`, the HNSW tombstones in :mod:`rag.index.faiss_nodes`, filters and selectors in
+:mod:`rag.index.faiss_select`, and the files in :mod:`rag.index.faiss_files`.
+
+FAISS is imported when an index is created or loaded, never when these modules are imported.
 """
 
 from __future__ import annotations
@@ -33,8 +38,21 @@ import numpy as np
 
 from rag.core.errors import IndexInputError, VectorIndexError
 from rag.index._arrays import check_ids, check_k, check_vectors, empty_results, members, tidy, topk_exact
-from rag.index.faiss_files import INDEX_FILE, REFINE_FILE, read_index_files, write_index_files
-from rag.index.faiss_kinds import RERANK_MIN, new_hnsw, rerank, search_exact, search_hnsw, search_ivf, train_ivf
+from rag.index.faiss_files import index_mtime, read_index_files, read_into_memory, write_index_files
+from rag.index.faiss_kinds import (
+    ADD_CHUNK,
+    RERANK_MIN,
+    new_exact,
+    new_hnsw,
+    rebuild_hnsw,
+    remove_ids,
+    rerank,
+    search_exact,
+    search_hnsw,
+    search_ivf,
+    train_ivf,
+    trained_params,
+)
 from rag.index.faiss_nodes import HnswNodes
 from rag.index.faiss_params import (
     DEVICES,
@@ -50,8 +68,9 @@ from rag.index.faiss_params import (
     default_nprobe,
     default_pq_m,
     import_faiss,
+    sees_gpu,
 )
-from rag.index.faiss_select import id_selector, match_filter
+from rag.index.faiss_select import match_filter, search_selector
 from rag.index.protocol import SearchFilter
 
 __all__ = [
@@ -69,8 +88,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_ADD_CHUNK = 100_000
 
 
 class FaissIndex:
@@ -102,9 +119,9 @@ class FaissIndex:
         self._mapped: tuple[Path, float] | None = None  # folder memory-mapped from, index file mtime
         self._gpu: Any = None
         self._gpu_resources: Any = None
-        faiss = import_faiss()
+        import_faiss()  # fails here when FAISS is missing
         if kind == "flat":
-            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            self._index = new_exact(dim)
         elif kind == "hnsw":
             self._index = new_hnsw(self._dim, self._params)
 
@@ -140,11 +157,7 @@ class FaissIndex:
         dumped = self._params.model_dump()
         out = {key: dumped[key] for key in RELEVANT[self._kind]}
         if self._kind in ("ivf_flat", "ivf_pq") and self._index is not None:
-            out["nlist"] = int(self._index.nlist)
-            out["nprobe"] = self._nprobe()
-            if self._kind == "ivf_pq":
-                out["pq_m"] = int(self._index.pq.M)
-                out["pq_nbits"] = int(self._index.pq.nbits)
+            out.update(trained_params(self._kind, self._index), nprobe=self._nprobe())
         return out
 
     @property
@@ -196,8 +209,7 @@ class FaissIndex:
             raise VectorIndexError(f"This {self._kind} index already holds {len(self)} vectors; build a new one")
         self._index = train_ivf(self._kind, self._dim, self._params, vectors, n_total)
         if self._kind == "ivf_pq" and self._params.refine_factor > 0:
-            faiss = import_faiss()
-            self._refine = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
+            self._refine = new_exact(self._dim)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add new items: ``ids`` (n,) int64 unique and new; ``vectors`` (n, dim) float32, L2-normalised here."""
@@ -215,8 +227,8 @@ class FaissIndex:
         self._writable()
         if self._kind in ("ivf_flat", "ivf_pq") and not self.is_trained:
             self.train(x)
-        for start in range(0, ids64.size, _ADD_CHUNK):
-            self._add_unchecked(ids64[start : start + _ADD_CHUNK], x[start : start + _ADD_CHUNK])
+        for start in range(0, ids64.size, ADD_CHUNK):
+            self._add_unchecked(ids64[start : start + ADD_CHUNK], x[start : start + ADD_CHUNK])
 
     def _add_unchecked(self, ids: np.ndarray, x: np.ndarray) -> None:
         if self._kind == "hnsw":
@@ -244,18 +256,10 @@ class FaissIndex:
         return int(gone.size)
 
     def _remove_unchecked(self, gone: np.ndarray) -> None:
-        faiss = import_faiss()
         if self._kind == "hnsw":
             self._nodes.bury(gone)
         else:
-            if self._kind == "flat":
-                removed = self._index.remove_ids(faiss.IDSelectorBatch(gone))
-            else:  # the IVF hash-table direct map removes only through an IDSelectorArray
-                removed = self._index.remove_ids(faiss.IDSelectorArray(gone))
-                if self._refine is not None:
-                    self._refine.remove_ids(faiss.IDSelectorBatch(gone))
-            if removed != gone.size:  # pragma: no cover - would mean the ID bookkeeping is broken
-                raise VectorIndexError(f"FAISS removed {removed} of {gone.size} IDs; rebuild the index")
+            remove_ids(self._kind, self._index, self._refine, gone)
             self._ids = np.setdiff1d(self._ids, gone, assume_unique=True)
         self._gpu = None
 
@@ -289,11 +293,7 @@ class FaissIndex:
             return 0
         alive = self._nodes.alive()
         log.info("compacting hnsw: %d live nodes, %d tombstones", alive.size, dead)
-        vectors = self._index.reconstruct_batch(alive) if alive.size else np.zeros((0, self._dim), np.float32)
-        index = new_hnsw(self._dim, self._params)
-        for start in range(0, alive.size, _ADD_CHUNK):
-            index.add(np.ascontiguousarray(vectors[start : start + _ADD_CHUNK]))
-        self._index = index
+        self._index = rebuild_hnsw(self._index, alive, self._dim, self._params)
         self._nodes = HnswNodes(self._nodes.labels[alive])
         self._mapped = None
         return int(dead)
@@ -323,13 +323,9 @@ class FaissIndex:
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         if ids.size == 0:
             return np.zeros((0, self._dim), np.float32)
-        if self._kind == "hnsw":
-            out = self._index.reconstruct_batch(self._nodes.positions(ids))
-        elif self._refine is not None:
-            out = self._refine.reconstruct_batch(ids)
-        else:
-            out = self._index.reconstruct_batch(ids)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        keys = self._nodes.positions(ids) if self._kind == "hnsw" else ids
+        source = self._index if self._refine is None else self._refine  # ivf_pq: the exact copies, not PQ codes
+        return np.ascontiguousarray(source.reconstruct_batch(keys), dtype=np.float32)
 
     def search(
         self, queries: np.ndarray, k: int, *, filter: SearchFilter | None = None
@@ -357,7 +353,7 @@ class FaissIndex:
             match = found.ids(live)
             return topk_exact(q, k, match, self._vectors_of(match))
         keep: list[Any] = []
-        sel = self._selector(found.match, found.excl, keep)
+        sel = search_selector(found, keep, nodes=self._nodes if self._kind == "hnsw" else None)
         scores, ids = self._search_native(q, k, sel)
         short = (ids >= 0).sum(axis=1) < min(k, found.count)
         if short.any():
@@ -372,12 +368,10 @@ class FaissIndex:
 
     def _gpu_index(self) -> Any:
         """The GPU copy used for unfiltered flat / IVF searches, or None (CPU only, HNSW, or no GPU)."""
-        if self._device == "cpu" or self._kind == "hnsw" or self._index is None:
-            return None
-        faiss = import_faiss()
-        if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        if self._device == "cpu" or self._kind == "hnsw" or self._index is None or not sees_gpu():
             return None
         if self._gpu is None:  # pragma: no cover - needs faiss-gpu and a CUDA device
+            faiss = import_faiss()
             if self._gpu_resources is None:
                 self._gpu_resources = faiss.StandardGpuResources()
             self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._index)
@@ -387,16 +381,6 @@ class FaissIndex:
 
     def _live_ids(self) -> np.ndarray:
         return self._nodes.live_ids() if self._kind == "hnsw" else self._ids
-
-    def _selector(self, match: np.ndarray | None, excl: np.ndarray, keep: list[Any]) -> Any:
-        """The IDSelector of a search (see :func:`id_selector`), in the index's own ID space (graph positions
-        for hnsw, where tombstones are always excluded)."""
-        if self._kind != "hnsw":
-            return id_selector(match, excl, keep)
-        if match is not None:
-            return id_selector(np.sort(self._nodes.positions(match)), excl, keep)
-        dead = self._nodes.dead()
-        return id_selector(None, np.union1d(dead, self._nodes.positions(excl)) if excl.size else dead, keep)
 
     def _search_native(self, q: np.ndarray, k: int, sel: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._kind == "hnsw":
@@ -420,17 +404,10 @@ class FaissIndex:
         """Before a change: replace a memory-mapped (read-only) index by a private in-memory copy."""
         if self._mapped is None:
             return
-        folder, mtime = self._mapped
-        index_file = folder / INDEX_FILE
-        if not index_file.is_file() or index_file.stat().st_mtime != mtime:
-            raise VectorIndexError(
-                f"{index_file} changed since this index was memory-mapped from it; load the index again to change it"
-            )
-        log.info("reading %s into memory to change it (it was memory-mapped, read-only)", folder)
-        faiss = import_faiss()
-        self._index = faiss.read_index(str(index_file))
-        if (folder / REFINE_FILE).is_file() and self._refine is not None:
-            self._refine = faiss.read_index(str(folder / REFINE_FILE))
+        index, refine = read_into_memory(*self._mapped, refine=self._refine is not None)
+        self._index = index
+        if refine is not None:
+            self._refine = refine
         self._mapped = None
 
     # Persistence -----------------------------------------------------------------------------
@@ -446,7 +423,7 @@ class FaissIndex:
         table = self._nodes.labels if self._kind == "hnsw" else self._ids
         write_index_files(folder, self._index, self._refine, table, labels=self._kind == "hnsw")
         if self._mapped is not None and self._mapped[0].resolve() == folder.resolve():
-            self._mapped = (self._mapped[0], (folder / INDEX_FILE).stat().st_mtime)
+            self._mapped = (self._mapped[0], index_mtime(folder))
 
     @classmethod
     def load(
@@ -475,7 +452,7 @@ class FaissIndex:
         else:
             self._ids = table
         if mmap:
-            self._mapped = (folder, (folder / INDEX_FILE).stat().st_mtime)
+            self._mapped = (folder, index_mtime(folder))
         return self
 
 
@@ -513,7 +490,7 @@ def build_index(
     if kind in ("ivf_flat", "ivf_pq"):
         index.train(x, n_total=ids64.size)
     with tqdm(total=ids64.size, desc=f"index {kind}", unit="vec", disable=not progress) as bar:
-        for start in range(0, ids64.size, _ADD_CHUNK):
-            index._add_unchecked(ids64[start : start + _ADD_CHUNK], x[start : start + _ADD_CHUNK])
-            bar.update(min(_ADD_CHUNK, ids64.size - start))
+        for start in range(0, ids64.size, ADD_CHUNK):
+            index._add_unchecked(ids64[start : start + ADD_CHUNK], x[start : start + ADD_CHUNK])
+            bar.update(min(ADD_CHUNK, ids64.size - start))
     return index

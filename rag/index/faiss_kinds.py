@@ -1,5 +1,6 @@
-"""The FAISS structures behind each index kind: creating an HNSW graph, training an IVF index, searching each
-kind under an ``IDSelector``, and re-ranking IVF-PQ candidates exactly.
+"""The calls into FAISS for each index kind: creating flat and HNSW indexes, training IVF ones, removing IDs,
+rebuilding an HNSW graph without its tombstones, searching each kind under an ``IDSelector``, and re-ranking
+IVF-PQ candidates exactly.
 
 These functions hold no state: :class:`rag.index.faiss_index.FaissIndex` owns the structures, their IDs and
 the filters, and says which of these to call.
@@ -19,12 +20,21 @@ from rag.index.faiss_params import FaissParams, default_nlist, default_pq_m, imp
 
 log = logging.getLogger(__name__)
 
+ADD_CHUNK = 100_000
+"""Vectors added to a FAISS index per call."""
 RERANK_MIN = 50
 """ivf_pq with float32 copies: PQ candidates re-ranked at least (``max(refine_factor * k, RERANK_MIN)``)."""
 _RERANK_CHUNK = 256
 
 Results = tuple[np.ndarray, np.ndarray]
 """Scores (q, k) float32 and IDs (q, k) int64 of a search, as FAISS returns them."""
+
+
+def new_exact(dim: int) -> Any:
+    """An empty exact index keeping the caller's IDs, ``IndexIDMap2(IndexFlatIP)``: a flat index, or the float32
+    copies beside an ivf_pq index's codes."""
+    faiss = import_faiss()
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
 def new_hnsw(dim: int, p: FaissParams) -> Any:
@@ -34,6 +44,23 @@ def new_hnsw(dim: int, p: FaissParams) -> Any:
     index.hnsw.efConstruction = p.ef_construction
     index.hnsw.efSearch = p.ef_search
     return index
+
+
+def trained_params(kind: str, index: Any) -> dict[str, int]:
+    """ivf_*: the parameters a trained ``index`` fixed itself: ``nlist`` (and ``pq_m``, ``pq_nbits`` for ivf_pq)."""
+    out = {"nlist": int(index.nlist)}
+    if kind == "ivf_pq":
+        out.update(pq_m=int(index.pq.M), pq_nbits=int(index.pq.nbits))
+    return out
+
+
+def rebuild_hnsw(index: Any, alive: np.ndarray, dim: int, p: FaissParams) -> Any:
+    """A new HNSW graph holding the nodes of ``index`` at the positions ``alive``, in that order."""
+    vectors = index.reconstruct_batch(alive) if alive.size else np.zeros((0, dim), np.float32)
+    graph = new_hnsw(dim, p)
+    for start in range(0, alive.size, ADD_CHUNK):
+        graph.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK]))
+    return graph
 
 
 def train_ivf(kind: str, dim: int, p: FaissParams, vectors: np.ndarray, n_total: int | None) -> Any:
@@ -74,6 +101,19 @@ def train_ivf(kind: str, dim: int, p: FaissParams, vectors: np.ndarray, n_total:
     index.set_direct_map_type(faiss.DirectMap.Hashtable)
     log.info("trained %s: nlist=%d on %d vectors", kind, nlist, size)
     return index
+
+
+def remove_ids(kind: str, index: Any, refine: Any, gone: np.ndarray) -> None:
+    """Remove the sorted IDs ``gone``, all present, from a flat or IVF ``index`` (and its copies ``refine``)."""
+    faiss = import_faiss()
+    if kind == "flat":
+        removed = index.remove_ids(faiss.IDSelectorBatch(gone))
+    else:  # the IVF hash-table direct map removes only through an IDSelectorArray
+        removed = index.remove_ids(faiss.IDSelectorArray(gone))
+        if refine is not None:
+            refine.remove_ids(faiss.IDSelectorBatch(gone))
+    if removed != gone.size:  # pragma: no cover - would mean the ID bookkeeping is broken
+        raise VectorIndexError(f"FAISS removed {removed} of {gone.size} IDs; rebuild the index")
 
 
 def search_exact(index: Any, q: np.ndarray, k: int, sel: Any, *, gpu: Any = None) -> Results:

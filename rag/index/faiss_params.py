@@ -123,11 +123,15 @@ def check_device(device: str) -> str:
     """Validate ``device``; ``cuda`` also needs a GPU that FAISS sees."""
     if device not in DEVICES:
         raise VectorIndexError(f"Unknown device '{device}'. Available: {list(DEVICES)}")
-    if device == "cuda":
-        faiss = import_faiss()
-        if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
-            raise VectorIndexError(
-                "device='cuda' but FAISS sees no GPU (faiss-cpu installed, or no CUDA device); "
-                "install faiss-gpu-cu12 (`pip install 'echo-rag[gpu]'`) on a CUDA machine or use device='cpu'"
-            )
+    if device == "cuda" and not sees_gpu():
+        raise VectorIndexError(
+            "device='cuda' but FAISS sees no GPU (faiss-cpu installed, or no CUDA device); "
+            "install faiss-gpu-cu12 (`pip install 'echo-rag[gpu]'`) on a CUDA machine or use device='cpu'"
+        )
     return device
+
+
+def sees_gpu() -> bool:
+    """Whether FAISS was built with GPU support (``faiss-gpu-cu12``) and sees a CUDA device."""
+    faiss = import_faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0

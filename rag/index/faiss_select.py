@@ -1,8 +1,8 @@
 """Filters inside a FAISS search: which live items a :class:`SearchFilter` lets through, and the ``IDSelector``
 that makes the index collect only those.
 
-:func:`match_filter` resolves a filter against the index's live IDs; :func:`id_selector` turns the result
-(translated to the index's own ID space: graph positions for HNSW) into an ``IDSelectorBatch`` or
+:func:`match_filter` resolves a filter against the index's live IDs; :func:`search_selector` turns the result,
+in the index's own ID space (graph positions for HNSW, tombstones excluded), into an ``IDSelectorBatch`` or
 ``IDSelectorBitmap``, wrapped in an ``IDSelectorNot`` for exclusions.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rag.index._arrays import members
+from rag.index.faiss_nodes import HnswNodes
 from rag.index.faiss_params import import_faiss
 from rag.index.protocol import SearchFilter
 
@@ -58,7 +59,22 @@ def match_filter(live: np.ndarray, filter: SearchFilter | None) -> FilterMatch:
     return FilterMatch(match, excl, count, narrows=allowed is not None or bool(excluded.size))
 
 
-def id_selector(allowed: np.ndarray | None, banned: np.ndarray, keep: list[Any]) -> Any:
+def search_selector(found: FilterMatch, keep: list[Any], *, nodes: HnswNodes | None) -> Any:
+    """The IDSelector of a search for the items ``found``, in the index's own ID space: IDs, or graph positions
+    when ``nodes`` (hnsw, where tombstones are always excluded) is given. None when it would accept everything.
+
+    ``keep`` holds every object FAISS points to until the search returns.
+    """
+    match, excl = found.match, found.excl
+    if nodes is None:
+        return _id_selector(match, excl, keep)
+    if match is not None:
+        return _id_selector(np.sort(nodes.positions(match)), excl, keep)
+    dead = nodes.dead()
+    return _id_selector(None, np.union1d(dead, nodes.positions(excl)) if excl.size else dead, keep)
+
+
+def _id_selector(allowed: np.ndarray | None, banned: np.ndarray, keep: list[Any]) -> Any:
     """The IDSelector accepting the sorted ``allowed`` IDs or, when that is None, every ID but the sorted
     ``banned``; None when it would accept everything.
 

@@ -39,13 +39,21 @@ from rag.core.validation import format_validation_error
 from rag.core.version import __version__
 from rag.index.catalog import Catalog
 from rag.index.protocol import VectorIndex
-from rag.store import Clip, Measurement, ReportSection, Store, Study
+from rag.store import Clip, Measurement, Report, ReportSection, Store, Study
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.grades import statement_grade
 from rag.vocab.sections import ECHO_SECTIONS
 from rag.vocab.views import COARSE_VIEWS
 
-__all__ = ["LIBRARY_DIR", "CaseLibrary", "ClipTable", "LibraryManifest", "StoreStamp", "store_stamp"]
+__all__ = [
+    "LIBRARY_DIR",
+    "CaseLibrary",
+    "ClipTable",
+    "LibraryManifest",
+    "StoreStamp",
+    "embeddings_manifest",
+    "store_stamp",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +71,38 @@ def _rebuild(folder: Path) -> str:
 
 
 class StoreStamp(BaseModel):
-    """Row counts and largest row IDs of the tables a library is built from."""
+    """What a library was built from: row counts and largest IDs of studies, clips and reports, and the
+    largest IDs of report sections and measurements.
+
+    Ingestion only adds rows (report sections and measurements with their report), and deleting a
+    study, clip or report changes a count, so a changed store changes the stamp; counting the million
+    report sections themselves would cost more than the rest of opening a library.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     studies: tuple[int, int]
     clips: tuple[int, int]
-    report_sections: tuple[int, int]
-    measurements: tuple[int, int]
+    reports: tuple[int, int]
+    last_report_section: int
+    last_measurement: int
 
 
 def store_stamp(store: Store) -> StoreStamp:
-    """The store's :class:`StoreStamp` now (four count/max queries)."""
+    """The store's :class:`StoreStamp` now (five small queries)."""
     with store.session() as s:
-        values = {
-            name: tuple(int(v or 0) for v in s.execute(select(func.count(col), func.max(col))).one())
-            for name, col in (
-                ("studies", Study.id),
-                ("clips", Clip.id),
-                ("report_sections", ReportSection.id),
-                ("measurements", Measurement.id),
-            )
-        }
-    return StoreStamp.model_validate(values)
+
+        def counted(col: Any) -> tuple[int, int]:
+            count, last = s.execute(select(func.count(col), func.max(col))).one()
+            return int(count or 0), int(last or 0)
+
+        return StoreStamp(
+            studies=counted(Study.id),
+            clips=counted(Clip.id),
+            reports=counted(Report.id),
+            last_report_section=int(s.scalar(select(func.max(ReportSection.id))) or 0),
+            last_measurement=int(s.scalar(select(func.max(Measurement.id))) or 0),
+        )
 
 
 class LibraryManifest(VectorManifest):
@@ -331,7 +348,7 @@ class CaseLibrary:
         from rag.encoders.embed import load_embeddings
 
         folder = Path(folder)
-        emb_manifest = _embeddings_manifest(embeddings)
+        emb_manifest = embeddings_manifest(embeddings)
         stamp = store_stamp(store)
         catalog = Catalog.load(store)
         clips = load_embeddings(embeddings, "clips", encoder=encoder, sha256=checkpoint_sha256)
@@ -376,7 +393,7 @@ class CaseLibrary:
         """
         from rag.encoders.embed import load_embeddings
 
-        emb_manifest = _embeddings_manifest(embeddings)
+        emb_manifest = embeddings_manifest(embeddings)
         problem = mismatch(
             self.manifest,
             encoder=str(emb_manifest["encoder"]),
@@ -492,12 +509,17 @@ class CaseLibrary:
 
 def _stamp_text(stamp: StoreStamp) -> str:
     return (
-        f"{stamp.studies[0]} studies, {stamp.clips[0]} clips, {stamp.report_sections[0]} report sections, "
-        f"{stamp.measurements[0]} measurements"
+        f"{stamp.studies[0]} studies, {stamp.clips[0]} clips, {stamp.reports[0]} reports, last report section "
+        f"{stamp.last_report_section}, last measurement {stamp.last_measurement}"
     )
 
 
-def _embeddings_manifest(folder: Path) -> dict[str, Any]:
+def embeddings_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a ``rag embed`` folder.
+
+    Raises:
+        VectorIndexError: the folder has no readable manifest.
+    """
     path = Path(folder) / "manifest.json"
     try:
         data: dict[str, Any] = json.loads(path.read_text())

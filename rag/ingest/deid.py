@@ -1,4 +1,10 @@
-"""De-identification on ingest: keyed pseudonyms, the DICOM Basic Profile, and free-text scrubbing.
+"""De-identification on ingest: the DICOM Basic Profile on headers, and the public names of the package.
+
+The work is split by seam: keyed pseudonyms, UIDs, date offsets and token hashes live in
+`rag.ingest.pseudonym`; free-text scrubbing in `rag.ingest.scrub` (dates, given names and IDs, and
+the report pipeline), `rag.ingest.labelled_fields` (values of labelled identifying fields) and
+`rag.ingest.identifiers` (the patient's tokens matched by keyed hash). Their public names are
+importable from here as well.
 
 `deidentify` turns a DICOM header into a new, de-identified one that may be stored. It follows the
 Basic Application Level Confidentiality Profile of PS3.15 Annex E (the attribute list is
@@ -28,12 +34,9 @@ The key never appears in logs, reprs or error messages; logs carry counts and ps
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import logging
 import re
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final
@@ -45,25 +48,33 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from rag.core.errors import ConfigError, DeidentificationError
+from rag.core.errors import DeidentificationError
+from rag.ingest.identifiers import COMMON_WORDS, identifier_hashes, identifier_tokens, scrub_identifiers
+from rag.ingest.labelled_fields import PLACEHOLDER, scrub_labelled_fields
 from rag.ingest.ps315 import ACTIONS
+from rag.ingest.pseudonym import DEFAULT_OFFSET_RANGE, KEY_ENV, MIN_KEY_BYTES, Pseudonymizer
+from rag.ingest.scrub import TextScrubber, scrub_report_text, scrub_text
 
 __all__ = [
     "CLEANED_DESCRIPTORS",
+    "COMMON_WORDS",
     "DEFAULT_OFFSET_RANGE",
+    "KEY_ENV",
+    "MIN_KEY_BYTES",
+    "PLACEHOLDER",
     "DeidResult",
     "Pseudonymizer",
     "deidentify",
     "header_to_json",
+    "identifier_hashes",
+    "identifier_tokens",
+    "scrub_identifiers",
+    "scrub_labelled_fields",
+    "scrub_report_text",
     "scrub_text",
 ]
 
 _log = logging.getLogger(__name__)
-
-KEY_ENV: Final = "RAG_PSEUDONYM_KEY"
-MIN_KEY_BYTES: Final = 8
-DEFAULT_OFFSET_RANGE: Final = (-365, -30)
-"""Default range of the per-patient date shift, in days (both ends included; never 0)."""
 
 _PATIENT_NAME: Final = 0x00100010
 _PATIENT_ID: Final = 0x00100020
@@ -99,219 +110,7 @@ _METHOD_CODES: Final = (
     ("113105", "Clean Descriptors Option"),
 )
 
-# --- dates in free text ---------------------------------------------------------------------------
-
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-)
-_DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
-_NO_NUM_BEFORE = r"(?<!\d)(?<!\d[.,])"
-_NO_NUM_AFTER = r"(?![.,]?\d)"
-_DATE_RE: Final = re.compile(
-    "|".join(
-        [
-            rf"\b{_MONTH}\s+{_DAY},?\s+\d{{4}}\b",  # Jan 31, 2024
-            rf"\b{_DAY}\s+{_MONTH},?\s+\d{{4}}\b",  # 31 Jan 2024
-            rf"\b{_DAY}-{_MONTH}-(?:\d{{4}}|\d{{2}})\b",  # 31-Jan-2024
-            rf"\b{_MONTH}\s+\d{{4}}\b",  # January 2024
-            rf"{_NO_NUM_BEFORE}\d{{4}}([-/.])\d{{1,2}}\1\d{{1,2}}{_NO_NUM_AFTER}",  # 2024-01-31
-            rf"{_NO_NUM_BEFORE}\d{{1,2}}([-/.])\d{{1,2}}\2(?:\d{{4}}|\d{{2}}){_NO_NUM_AFTER}",  # 31/01/2024
-            r"(?<!\d)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)",  # 20240131
-        ]
-    ),
-    re.IGNORECASE,
-)
-_LONG_DIGITS: Final = re.compile(r"(?<!\d)\d{4,}(?!\d)")
-_NAME_SPLIT: Final = re.compile(r"[\^=\s,]+")
 _DT_RE: Final = re.compile(r"^(\d{8})(\d{0,6}(?:\.\d{1,6})?(?:[+-]\d{4})?)$")
-
-_MIN_NAME_PART = 2
-_MIN_ID = 3
-
-
-# --- pseudonymizer --------------------------------------------------------------------------------
-
-
-class Pseudonymizer:
-    """Keyed (HMAC-SHA256) pseudonyms, UIDs and date offsets.
-
-    Everything is deterministic under one key: the same patient ID gives the same pseudonym and date
-    offset in every run, and the same UID the same replacement, so studies ingested at different
-    times still link up. A different key gives unrelated values. Keep the key: losing it means new
-    pseudonyms for everyone; leaking it lets anyone holding a patient ID find that patient's data.
-
-    Args:
-        key: the secret, at least 8 bytes; use a random one (e.g. ``secrets.token_hex(32).encode()``):
-            with a guessable key, anyone holding a patient ID can recompute the pseudonym.
-        offset_range: (low, high) days of the per-patient date shift, both included. The range may
-            not contain 0, so that no patient keeps true dates.
-    """
-
-    __slots__ = ("_key", "_offset_range")
-
-    def __init__(self, key: bytes, *, offset_range: tuple[int, int] = DEFAULT_OFFSET_RANGE) -> None:
-        if not isinstance(key, bytes | bytearray):
-            raise TypeError("key must be bytes; use Pseudonymizer.from_settings() to pass a string")
-        if len(key) < MIN_KEY_BYTES:
-            raise DeidentificationError(
-                f"The pseudonymisation key is {len(key)} bytes long; use at least {MIN_KEY_BYTES} (better 32 "
-                f"random) bytes in {KEY_ENV}, e.g. the output of: "
-                "python -c 'import secrets; print(secrets.token_hex(32))'"
-            )
-        low, high = offset_range
-        if low > high or low <= 0 <= high:
-            raise ConfigError(
-                f"offset_range={offset_range!r} is invalid: it needs low <= high and must not contain 0 "
-                f"(a zero shift keeps true dates); e.g. {DEFAULT_OFFSET_RANGE!r}"
-            )
-        self._key = bytes(key)
-        self._offset_range = (low, high)
-
-    @classmethod
-    def from_settings(cls, key: str | None, *, offset_range: tuple[int, int] = DEFAULT_OFFSET_RANGE) -> Pseudonymizer:
-        """Build from a configured key string (encoded as UTF-8).
-
-        Raises:
-            DeidentificationError: ``key`` is missing or empty. Whether to fall back to a generated key
-                is the caller's decision, never made here.
-        """
-        if key is None or not key.strip():
-            raise DeidentificationError(
-                f"No pseudonymisation key: set the {KEY_ENV} environment variable (or pass key=...) to a "
-                f"secret of at least {MIN_KEY_BYTES} bytes (32 random ones are better), and keep it: "
-                "pseudonyms only stay stable under the same key"
-            )
-        return cls(key.encode("utf-8"), offset_range=offset_range)
-
-    def __repr__(self) -> str:
-        return f"Pseudonymizer(key=<hidden>, offset_range={getattr(self, '_offset_range', None)!r})"
-
-    @property
-    def offset_range(self) -> tuple[int, int]:
-        """(low, high) days of the date shift."""
-        return self._offset_range
-
-    @property
-    def key_fingerprint(self) -> str:
-        """A short keyed digest that tells keys apart without revealing them (to record in a store)."""
-        return self._digest(b"key-fingerprint")[:6].hex()
-
-    def _digest(self, domain: bytes, *parts: str) -> bytes:
-        msg = bytearray(domain)
-        for part in parts:
-            data = part.encode("utf-8")
-            msg += len(data).to_bytes(4, "big") + data
-        return hmac.new(self._key, bytes(msg), hashlib.sha256).digest()
-
-    def patient_pseudonym(self, patient_id: str, issuer: str = "", *, fallback: str | None = None) -> str:
-        """The patient's pseudonym: ``"P"`` and 16 hex digits.
-
-        The issuer takes part in the hash, so the same ID from two issuers names two patients (and
-        a patient whose issuer is sometimes missing gets two pseudonyms: fill the issuer
-        consistently or leave it out consistently).
-
-        When ``patient_id`` is empty, the pseudonym is derived from ``fallback`` instead, a key that
-        the caller chooses to stand for the unknown patient (e.g. the Study Instance UID or the
-        source folder): every instance sharing that fallback then shares one pseudonym, stable
-        across runs, and never collides with a pseudonym made from a real ID.
-
-        Raises:
-            DeidentificationError: the patient ID and the fallback are both empty.
-        """
-        pid = patient_id.strip()
-        if pid:
-            digest = self._digest(b"patient", issuer.strip(), pid)
-        elif fallback is not None and fallback.strip():
-            digest = self._digest(b"patient-fallback", fallback.strip())
-        else:
-            raise DeidentificationError(
-                "The patient ID is empty and no fallback was given; pass fallback=... (for instance the "
-                "Study Instance UID) so that the instance still gets a stable pseudonym"
-            )
-        return "P" + digest[:8].hex()
-
-    def uid(self, original_uid: str) -> str:
-        """A UID under the ``2.25`` root derived from the keyed hash of ``original_uid``.
-
-        The number after ``2.25.`` is a 128-bit name-based UUID (version 8), so the result is at
-        most 44 characters, has no leading zeros and is the same for the same input and key.
-
-        Raises:
-            DeidentificationError: ``original_uid`` is empty.
-        """
-        value = original_uid.strip().strip("\x00").strip()
-        if not value:
-            raise DeidentificationError("Cannot derive a UID from an empty value; pass the original, non-empty UID")
-        raw = bytearray(self._digest(b"uid", value)[:16])
-        raw[6] = (raw[6] & 0x0F) | 0x80  # UUID version 8 (custom)
-        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-        return f"2.25.{int.from_bytes(raw, 'big')}"
-
-    def date_offset_days(self, pseudonym: str) -> int:
-        """The patient's date shift in days, within `offset_range` and never 0."""
-        low, high = self._offset_range
-        n = int.from_bytes(self._digest(b"date-offset", pseudonym)[:8], "big")
-        return low + n % (high - low + 1)
-
-    def shift_date(self, d: date, pseudonym: str) -> date:
-        """``d`` moved by the patient's offset.
-
-        Raises:
-            DeidentificationError: the shifted date falls outside the calendar (year 1 to 9999).
-        """
-        try:
-            return d + timedelta(days=self.date_offset_days(pseudonym))
-        except OverflowError as e:
-            raise DeidentificationError("A date cannot be shifted: it is at the edge of the calendar") from e
-
-
-# --- free text ------------------------------------------------------------------------------------
-
-
-class _Scrubber:
-    """Finds the patient's name parts, IDs and dates in text."""
-
-    def __init__(self, names: Iterable[str], ids: Iterable[str]) -> None:
-        tokens: set[str] = set()
-        for name in names:
-            tokens.update(p for p in _NAME_SPLIT.split(str(name)) if len(p) >= _MIN_NAME_PART)
-        tokens.update(s for s in (str(i).strip() for i in ids) if len(s) >= _MIN_ID)
-        ordered = sorted(tokens, key=lambda t: (-len(t), t))
-        self._identity = (
-            re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, ordered)) + r")(?!\w)", re.IGNORECASE)
-            if ordered
-            else None
-        )
-
-    def scrub(self, text: str, replacement: str) -> str:
-        text = _DATE_RE.sub(replacement, text)
-        if self._identity is not None:
-            text = self._identity.sub(replacement, text)
-        return text
-
-    def clean_descriptor(self, text: str) -> str:
-        text = _LONG_DIGITS.sub("", self.scrub(text, ""))
-        return " ".join(text.split()).strip(" -_,;:/^")
-
-
-def scrub_text(text: str, *, names: Iterable[str], ids: Iterable[str]) -> str:
-    """Replace the patient's name parts, IDs and dates in free text (a report) with ``"XXXX"``.
-
-    Matching ignores case and respects word boundaries. ``names`` may hold whole names (DICOM
-    ``FAMILY^GIVEN`` or ``Given Family``); each part of at least 2 characters is searched for. IDs
-    are searched for whole, when at least 3 characters long (shorter ones would erase ordinary
-    numbers). Dates are found in the common forms 2024-01-31, 2024/01/31, 31/01/2024, 01/31/2024,
-    31.01.2024, 20240131, Jan 31, 2024, 31 January 2024, 31-Jan-2024 and January 2024; numbers such as
-    measurements, ratios and ranges (5.2 cm, 120/80, 1.5-2.0) are left alone.
-
-    Names that the caller does not know (a relative, a physician) are not found: this is a safety
-    net for the identifiers the header gives, not a general name detector.
-    """
-    return _Scrubber(names, ids).scrub(text, "XXXX")
-
-
-# --- DICOM ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +136,8 @@ class DeidResult:
     """The cleaned Study Description, None when absent or empty after cleaning."""
     series_description: str | None
     """The cleaned Series Description, None when absent or empty after cleaning."""
+    identifier_hashes: frozenset[str] = frozenset()
+    """Keyed hashes of the patient's name parts and IDs (`rag.ingest.identifiers`), never the tokens."""
 
 
 @dataclass
@@ -344,7 +145,7 @@ class _Context:
     pz: Pseudonymizer
     pseudonym: str
     offset_days: int
-    scrubber: _Scrubber
+    scrubber: TextScrubber
     removed: int = 0
     replaced: int = 0
     private: int = 0
@@ -588,7 +389,7 @@ def deidentify(ds: Dataset, pz: Pseudonymizer, *, fallback_patient_key: str) -> 
     issuer = " ".join(_text_values(ds, "IssuerOfPatientID"))
     pseudonym = pz.patient_pseudonym(patient_id, issuer, fallback=fallback_patient_key)
     names, ids = _identity(ds)
-    ctx = _Context(pz, pseudonym, pz.date_offset_days(pseudonym), _Scrubber(names, ids))
+    ctx = _Context(pz, pseudonym, pz.date_offset_days(pseudonym), TextScrubber(names, ids))
 
     out = _clean_dataset(ds, ctx, depth=0)
     new_study, new_series, new_sop = pz.uid(study_uid), pz.uid(series_uid), pz.uid(sop_uid)
@@ -638,6 +439,7 @@ def deidentify(ds: Dataset, pz: Pseudonymizer, *, fallback_patient_key: str) -> 
         modality=modality,
         study_description=descriptions[0],
         series_description=descriptions[1],
+        identifier_hashes=identifier_hashes(pz, names, ids),
     )
 
 

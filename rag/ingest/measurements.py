@@ -10,6 +10,7 @@ a caller that treats them as equivalent can merge them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -222,7 +223,10 @@ def _compile(rule: _Rule) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{rule.label})(?!\w){_GAP}(?P<lo>{_NUMBER}){_RANGE}{_UNIT}", re.IGNORECASE)
 
 
-_PATTERNS: tuple[tuple[_Rule, re.Pattern[str]], ...] = tuple((rule, _compile(rule)) for rule in _RULES)
+@functools.cache
+def _patterns() -> tuple[tuple[_Rule, re.Pattern[str]], ...]:
+    """The compiled rules (compiled on first use: importing this module stays cheap)."""
+    return tuple((rule, _compile(rule)) for rule in _RULES)
 
 
 def _unit_key(unit: str | None) -> str:
@@ -267,7 +271,7 @@ def measurement_spans(text: str) -> list[MeasurementSpan]:
     skipped.
     """
     found: list[tuple[int, int, MeasurementSpan]] = []
-    for order, (rule, pattern) in enumerate(_PATTERNS):
+    for order, (rule, pattern) in enumerate(_patterns()):
         for match in pattern.finditer(text):
             measurement = _measurement(rule, match)
             if measurement is not None:

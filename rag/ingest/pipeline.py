@@ -7,7 +7,8 @@ Order of work:
    Study/Series Instance UID; duplicates of stored instances are settled here, before any decoding;
 3. decode, mask, sample and encode new media in worker processes (or in-process for one worker);
 4. write each item in its own transaction (file first, atomically; row second);
-5. attach reports to their study (``StudyInstanceUID:`` line, or the one study of their folder).
+5. attach reports to their study (``StudyInstanceUID:`` line, or the one study of their folder) and
+   scrub them (`rag.ingest.scrub.scrub_report_text`).
 
 A failing item is reported with a one-line reason and the batch goes on.
 """
@@ -49,6 +50,7 @@ from rag.ingest.writer import (
     StudyKey,
     existing_content,
     referenced_paths,
+    remember_identifier_hashes,
     store_media,
 )
 from rag.store import Store, open_store
@@ -118,8 +120,9 @@ def _plan_dicom(ctx: _Context, src: SourceFile) -> _DicomPlan | None:
         study_date=deid.study_date,
         modality=deid.modality,
         description=deid.study_description,
+        identifier_hashes=deid.identifier_hashes,
     )
-    ctx.linker.add_dicom(src.path, str(getattr(header, "StudyInstanceUID", "")), study, header)
+    ctx.linker.add_dicom(src.path, str(getattr(header, "StudyInstanceUID", "")), study)
     target = MediaTarget(
         study=study,
         series=SeriesKey(uid_hash=deid.series_uid_hash, modality=deid.modality, description=deid.series_description),
@@ -129,6 +132,7 @@ def _plan_dicom(ctx: _Context, src: SourceFile) -> _DicomPlan | None:
     with ctx.store.session() as s:
         stored = existing_content(s, deid.sop_uid_hash)
     if stored is not None and pixel_data_sha256(read_dicom(src.path)) == stored.source_sha256:
+        remember_identifier_hashes(ctx.store, study)
         ctx.report.add(_outcome(src, "duplicate", "instance already stored with the same pixels", record=stored.record))
         return None
     # New, or the same UID with other encoded bytes: decode, then compare decoded pixels when storing.
@@ -262,7 +266,10 @@ def ingest(
             _store_one(ctx, src, target, result)
         bar.close()
         for src in reports:
-            report.add(ingest_report_file(src, st, ctx.pz, ctx.linker))
+            try:
+                report.add(ingest_report_file(src, st, ctx.pz, ctx.linker))
+            except Exception as e:  # reported per item; the batch goes on
+                report.add(_outcome(src, "skipped", _reason(e)))
     except KeyboardInterrupt:
         report.interrupted = True
         raise

@@ -24,8 +24,8 @@ DEFAULT_OFFSET_RANGE: Final = (-365, -30)
 
 
 def normalize_token(token: str) -> str:
-    """The form an identifying token is hashed in: NFKC-normalised, case-folded, stripped."""
-    return unicodedata.normalize("NFKC", token).casefold().strip()
+    """The form an identifying token is hashed in: NFKC-normalised, case-folded, stripped, ’ as '."""
+    return unicodedata.normalize("NFKC", token).casefold().strip().replace("\u2019", "'")
 
 
 class Pseudonymizer:

@@ -2,11 +2,14 @@
 
 A text report belongs to the study named by a ``StudyInstanceUID: <uid>`` line in it, or else to the
 one study whose DICOM files share its folder. Indiana University chest X-ray XML reports make a study
-of their own. The stored text never holds the patient's names, IDs, dates or the study UID line.
+of their own. The stored text never holds the study UID line, and is scrubbed by `scrub_report_text`:
+the values of labelled identifying fields, the patient's name parts and IDs (by keyed hash, from the
+DICOM headers of this run and those remembered by the case store from earlier runs) and dates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections import defaultdict
@@ -18,12 +21,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from rag.core.errors import IngestError, RagError
-from rag.ingest.deid import Pseudonymizer, scrub_text
 from rag.ingest.discover import SourceFile
 from rag.ingest.measurements import extract_measurements
 from rag.ingest.outcome import ItemOutcome
+from rag.ingest.pseudonym import Pseudonymizer
+from rag.ingest.scrub import scrub_report_text
 from rag.ingest.sections import ParsedReport, detect_report_kind, parse_cxr_report, parse_echo_report, parse_iu_xray_xml
-from rag.ingest.writer import ParsedMeasurement, ParsedSection, StudyKey, report_exists, store_report
+from rag.ingest.writer import (
+    ParsedMeasurement,
+    ParsedSection,
+    StudyKey,
+    report_exists,
+    store_report,
+    stored_identifier_hashes,
+)
 from rag.store import Patient, Store, Study
 from rag.vocab.sections import FREE_TEXT
 
@@ -33,22 +44,21 @@ MAX_REPORT_BYTES = 2_000_000
 
 @dataclass
 class ReportLinker:
-    """What the DICOM headers of this run say about studies, folders and the names to scrub."""
+    """What the DICOM headers of this run say about studies, folders and the tokens to scrub.
+
+    ``identifier_hashes`` holds, per patient pseudonym, the keyed hashes of the identifying tokens of
+    the headers seen in this run (never the tokens): a report is scrubbed of them even when its
+    study's media could not be stored.
+    """
 
     by_uid: dict[str, StudyKey] = field(default_factory=dict)
     by_folder: dict[Path, dict[str, StudyKey]] = field(default_factory=lambda: defaultdict(dict))
-    names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    identifier_hashes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
-    def add_dicom(self, path: Path, study_uid: str, study: StudyKey, header: Any) -> None:
+    def add_dicom(self, path: Path, study_uid: str, study: StudyKey) -> None:
         self.by_uid[study_uid] = study
         self.by_folder[path.parent.resolve()][study.uid_hash] = study
-        name = str(getattr(header, "PatientName", "") or "")
-        parts = {p for p in re.split(r"[\^=\s,]+", name) if len(p) > 1}
-        self.names[study.uid_hash] |= parts
-        pid = str(getattr(header, "PatientID", "") or "")
-        others = [str(x) for x in (getattr(header, "OtherPatientIDs", None) or [])]
-        self.ids[study.uid_hash] |= {x for x in [pid, *others] if x}
+        self.identifier_hashes[study.patient_pseudonym] |= study.identifier_hashes
 
     def study_for_folder(self, folder: Path, pz: Pseudonymizer) -> StudyKey:
         """The one DICOM study of ``folder``, else a study that stands for the folder itself."""
@@ -125,8 +135,7 @@ def ingest_report_file(src: SourceFile, store: Store, pz: Pseudonymizer, linker:
         with store.session() as s:
             if report_exists(s, sha):
                 return outcome("duplicate", "report already stored (same text)")
-        names: set[str] = set()
-        ids: set[str] = set()
+        hashes: set[str] = set()
         if src.path.suffix.lower() == ".xml":
             iu = parse_iu_xray_xml(raw)
             key = f"iu-xray:{iu.report_id}"
@@ -134,10 +143,12 @@ def ingest_report_file(src: SourceFile, store: Store, pz: Pseudonymizer, linker:
             kind, text = "cxr", "\n\n".join(f"{x.name}: {x.text}" for x in iu.report.sections)
         else:
             study = _find_study(raw, src, store, pz, linker)
-            names, ids = linker.names.get(study.uid_hash, set()), linker.ids.get(study.uid_hash, set())
+            hashes = linker.identifier_hashes.get(study.patient_pseudonym, set())
+            hashes = hashes | stored_identifier_hashes(store, study.patient_pseudonym)
+            study = dataclasses.replace(study, identifier_hashes=frozenset(hashes))
             text = _UID_LINE.sub("", raw).strip()
             kind = detect_report_kind(text)
-        clean = scrub_text(text, names=names, ids=ids)
+        clean = scrub_report_text(text, pz, hashes)
         parsed = parse_echo_report(clean) if kind == "echo" else parse_cxr_report(clean)
         sections = [ParsedSection(x.name, x.text, x.position) for x in parsed.sections]
         measurements = [

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from rag.core.clipfile import relative_clip_path, write_atomic
 from rag.ingest.prepare import PreparedMedia
 from rag.store import Clip, Measurement, Patient, Report, ReportSection, Series, StillImage, Store, Study
+from rag.store.models import IdentifierHash
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class StudyKey:
     study_date: dt.date | None = None
     modality: str | None = None
     description: str | None = None
+    identifier_hashes: frozenset[str] = frozenset()
+    """Keyed hashes of the patient's identifying tokens, remembered with the patient when stored."""
 
 
 @dataclass(frozen=True)
@@ -69,21 +72,56 @@ def existing_content(session: Session, instance_uid_hash: str) -> StoredHashes |
 
 def _study(session: Session, key: StudyKey) -> Study:
     study = session.scalar(select(Study).where(Study.uid_hash == key.uid_hash))
-    if study is not None:
-        return study
-    patient = session.scalar(select(Patient).where(Patient.pseudonym == key.patient_pseudonym))
-    if patient is None:
-        patient = Patient(pseudonym=key.patient_pseudonym)
-        session.add(patient)
-    study = Study(
-        patient=patient,
-        uid_hash=key.uid_hash,
-        study_date=key.study_date,
-        modality=key.modality,
-        description=key.description,
-    )
-    session.add(study)
+    if study is None:
+        patient = session.scalar(select(Patient).where(Patient.pseudonym == key.patient_pseudonym))
+        if patient is None:
+            patient = Patient(pseudonym=key.patient_pseudonym)
+            session.add(patient)
+        study = Study(
+            patient=patient,
+            uid_hash=key.uid_hash,
+            study_date=key.study_date,
+            modality=key.modality,
+            description=key.description,
+        )
+        session.add(study)
+    if key.identifier_hashes:
+        _remember_identifiers(session, study.patient, key.identifier_hashes)
     return study
+
+
+def _remember_identifiers(session: Session, patient: Patient, hashes: frozenset[str]) -> None:
+    """Add the token hashes the patient does not have yet."""
+    if patient.id is None:
+        session.flush()
+    known = set(session.scalars(select(IdentifierHash.token_hash).where(IdentifierHash.patient_id == patient.id)))
+    session.add_all(IdentifierHash(patient_id=patient.id, token_hash=h) for h in sorted(hashes - known))
+
+
+def remember_identifier_hashes(store: Store, key: StudyKey) -> None:
+    """Add the key's token hashes to its stored study's patient; nothing when the study is not stored.
+
+    For instances already stored (duplicates), so that re-ingesting a study fills in the hashes of a
+    store written before they were kept.
+    """
+    if not key.identifier_hashes:
+        return
+    with store.session() as s:
+        study = s.scalar(select(Study).where(Study.uid_hash == key.uid_hash))
+        if study is not None:
+            _remember_identifiers(s, study.patient, key.identifier_hashes)
+
+
+def stored_identifier_hashes(store: Store, patient_pseudonym: str) -> set[str]:
+    """The token hashes remembered for a patient (empty when the patient is not stored)."""
+    with store.session() as s:
+        return set(
+            s.scalars(
+                select(IdentifierHash.token_hash)
+                .join(Patient, Patient.id == IdentifierHash.patient_id)
+                .where(Patient.pseudonym == patient_pseudonym)
+            )
+        )
 
 
 def _series(session: Session, study: Study, key: SeriesKey) -> Series:

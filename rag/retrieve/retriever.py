@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.core.errors import RetrievalError
+from rag.core.errors import RetrievalError, VectorIndexError
 from rag.index.catalog import Catalog
 from rag.retrieve.study import (
+    Candidates,
     IndexFactory,
     IndexKind,
     ReportSectionIndex,
@@ -150,19 +151,6 @@ def mmr_order(query_sims: np.ndarray, vectors: np.ndarray, k: int, lam: float) -
     return np.array(picked, dtype=np.int64)
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RetrievalError(
-            f"{folder} is not an embeddings folder (no manifest.json); pass the folder printed by `rag embed`"
-        ) from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise RetrievalError(f"cannot read {path}: {e}") from e
-    return manifest
-
-
 @dataclass
 class _Loaded:
     catalog: Catalog
@@ -266,9 +254,12 @@ class CaseRetriever:
 
     def _from_embeddings(self) -> _Loaded:
         from rag.encoders.embed import load_embeddings
-        from rag.index.library import ClipTable, study_view_masks
+        from rag.index.library import ClipTable, embeddings_manifest, study_view_masks
 
-        manifest = _read_manifest(self.embeddings_folder)
+        try:
+            manifest = embeddings_manifest(self.embeddings_folder)
+        except VectorIndexError as e:
+            raise RetrievalError(str(e)) from e
         view_classes = tuple(manifest.get("view_classes") or COARSE_VIEWS)
         self.weights.columns_for(view_classes)  # refuse a model whose view classes the table lacks
         for kind in ("clips", "sections"):
@@ -385,6 +376,15 @@ class CaseRetriever:
         bits = sum(1 << COARSE_VIEWS.index(v) for v in frozenset(views) if v in COARSE_VIEWS)
         return np.asarray(loaded.catalog.study_ids[(loaded.view_masks & bits) != 0], dtype=np.int64)
 
+    def _filters(
+        self, study_id: int, exclude_same_patient: bool, views: Iterable[str] | None
+    ) -> tuple[int, int | None, np.ndarray | None]:
+        info = self.catalog.study(study_id)
+        studies = self._studies_with_views(views) if views is not None else None
+        if self._candidates is not None:
+            studies = self._candidates if studies is None else np.intersect1d(studies, self._candidates)
+        return info.study_id, info.patient_id if exclude_same_patient else None, studies
+
     def allowed_ids(
         self,
         study_id: int,
@@ -395,16 +395,24 @@ class CaseRetriever:
         views: Iterable[str] | None = None,
     ) -> np.ndarray:
         """The report-section IDs a search for ``section`` of ``study_id`` may return (see the module docstring)."""
-        info = self.catalog.study(study_id)
-        studies = self._studies_with_views(views) if views is not None else None
-        if self._candidates is not None:
-            studies = self._candidates if studies is None else np.intersect1d(studies, self._candidates)
+        study, patient, studies = self._filters(study_id, exclude_same_patient, views)
         return self.report_sections.allowed_ids(
-            section,
-            exclude_study=info.study_id,
-            exclude_patient=info.patient_id if exclude_same_patient else None,
-            before_date=before_date,
-            studies=studies,
+            section, exclude_study=study, exclude_patient=patient, before_date=before_date, studies=studies
+        )
+
+    def candidates(
+        self,
+        study_id: int,
+        section: str,
+        *,
+        exclude_same_patient: bool = True,
+        before_date: dt.date | None = None,
+        views: Iterable[str] | None = None,
+    ) -> Candidates:
+        """What a search for ``section`` of ``study_id`` may return, as the index's filter takes it."""
+        study, patient, studies = self._filters(study_id, exclude_same_patient, views)
+        return self.report_sections.candidates(
+            section, exclude_study=study, exclude_patient=patient, before_date=before_date, studies=studies
         )
 
     def search_section(
@@ -428,26 +436,25 @@ class CaseRetriever:
         _check_params(k, mmr_lambda, mmr_pool, views)
         embeddings = query if query is not None else self.section_embeddings(study_id)
         row = ECHO_SECTIONS.index(section)
-        allowed = self.allowed_ids(
+        allowed = self.candidates(
             study_id, section, exclude_same_patient=exclude_same_patient, before_date=before_date, views=views
         )
         if not embeddings.has_evidence[row]:
-            return [], len(allowed)
+            return [], allowed.count
         vector = embeddings.vectors[row]
         index = self.report_sections
         if mmr_lambda is None:
             sims, ids = self._nearest(study_id, section, vector, k, allowed, (exclude_same_patient, before_date, views))
         else:
             pool = max(mmr_pool or 4 * k, k)
-            sims, ids = index.search(vector, pool, allowed, section=section)
+            sims, ids = index.search(vector, pool, allowed)
             order = mmr_order(sims, index.vectors_of(section, ids), k, mmr_lambda)
             sims, ids = sims[order], ids[order]
         texts = Catalog.texts(self.store, ids) if with_text and len(ids) else {}
         catalog = self.catalog
         hits = []
-        owners = index.study_ids[index.rows(ids)]
-        for rank, (sim, sid, owner) in enumerate(zip(sims, ids, owners, strict=True), start=1):
-            study = catalog.studies[int(owner)]
+        owners = catalog.infos(index.study_ids[index.rows(ids)])
+        for rank, (sim, sid, study) in enumerate(zip(sims.tolist(), ids.tolist(), owners, strict=True), start=1):
             hits.append(
                 SectionHit(
                     section=section,
@@ -460,7 +467,7 @@ class CaseRetriever:
                     study_date=study.study_date,
                 )
             )
-        return hits, len(allowed)
+        return hits, allowed.count
 
     def _nearest(
         self,
@@ -468,7 +475,7 @@ class CaseRetriever:
         section: str,
         vector: np.ndarray,
         k: int,
-        allowed: np.ndarray,
+        allowed: Candidates,
         filters: tuple[bool, dt.date | None, Iterable[str] | None],
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best allowed hits, from a short cache of recent searches.
@@ -482,7 +489,7 @@ class CaseRetriever:
         cached = self._recent.get(key)
         if cached is None or cached[0] < k:
             want = max(k, _PREFETCH)
-            sims, ids = self.report_sections.search(vector, want, allowed, section=section)
+            sims, ids = self.report_sections.search(vector, want, allowed)
             cached = (want, sims, ids)
             self._recent[key] = cached
             while len(self._recent) > _RECENT:

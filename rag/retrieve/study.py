@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rag.index.protocol import VectorIndex
 
 __all__ = [
+    "Candidates",
     "IndexFactory",
     "IndexKind",
     "ReportSectionIndex",
@@ -278,6 +279,23 @@ class StudyIndex:
         return {int(c): self.views[int(v)] for c, v in zip(self.clip_ids, best, strict=True)}
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The report sections of one section name a search may return.
+
+    Attributes:
+        section: the section name.
+        count: how many pass the filters.
+        allowed: (count,) int64 ascending IDs when the filters allow few of the section, else None.
+        excluded: int64 ascending IDs of the section that the filters leave out (when ``allowed`` is None).
+    """
+
+    section: str
+    count: int
+    allowed: np.ndarray | None
+    excluded: np.ndarray
+
+
 class ReportSectionIndex:
     """The stored report-section text vectors of echo reports, with the metadata retrieval filters on.
 
@@ -322,8 +340,10 @@ class ReportSectionIndex:
         self.section_codes = np.asarray(pick(section_codes), dtype=np.int16)
         self.study_ids = np.asarray(pick(study_ids), dtype=np.int64)
         self.catalog = catalog
-        self.patient_ids = catalog.patients_of(self.study_ids)
-        self.date_ordinals = catalog.date_ordinal(self.study_ids)
+        self._patients: np.ndarray | None = None
+        self._dates: np.ndarray | None = None
+        self._by_study: tuple[np.ndarray, np.ndarray] | None = None
+        self._excluded: dict[tuple[int | None, int | None], np.ndarray] = {}
         self.index_kind = index_kind
         self._factory = index_factory
         self._saved = section_index
@@ -455,29 +475,100 @@ class ReportSectionIndex:
             mask &= np.isin(self.study_ids[rows], np.asarray(studies, dtype=np.int64))
         return np.asarray(self.ids[rows[mask]], dtype=np.int64)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray, *, section: str) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` allowed report sections of ``section`` nearest to ``query`` (inner product).
+    @property
+    def patient_ids(self) -> np.ndarray:
+        """(n,) int64 patient of each report section (looked up on first use)."""
+        if self._patients is None:
+            self._patients = self.catalog.patients_of(self.study_ids)
+        return self._patients
+
+    @property
+    def date_ordinals(self) -> np.ndarray:
+        """(n,) int64 date ordinal of each report section's study (looked up on first use)."""
+        if self._dates is None:
+            self._dates = self.catalog.date_ordinal(self.study_ids)
+        return self._dates
+
+    def _rows_of(self, exclude_study: int | None, exclude_patient: int | None) -> np.ndarray:
+        """Rows of every report section of one study and of every study of one patient (cached for a few)."""
+        key = (exclude_study, exclude_patient)
+        rows = self._excluded.get(key)
+        if rows is None:
+            if self._by_study is None:
+                ids = self.study_ids
+                if len(ids) < 2 or bool(np.all(ids[1:] >= ids[:-1])):  # reports stored in study order
+                    self._by_study = (ids, np.arange(0))
+                else:
+                    order = np.argsort(ids, kind="stable")
+                    self._by_study = (ids[order], order)
+            keys, order = self._by_study
+            studies = [] if exclude_study is None else [int(exclude_study)]
+            if exclude_patient is not None:
+                studies += self.catalog.study_ids[self.catalog.study_patient == int(exclude_patient)].tolist()
+            bounds = [np.searchsorted(keys, [s, s + 1]) for s in set(studies)]
+            spans = [np.arange(a, b) if not len(order) else order[a:b] for a, b in bounds]
+            rows = np.sort(np.concatenate([np.zeros(0, np.int64), *spans]))
+            if len(self._excluded) >= 64:
+                self._excluded.clear()
+            self._excluded[key] = rows
+        return rows
+
+    def candidates(
+        self,
+        section: str,
+        *,
+        exclude_study: int | None = None,
+        exclude_patient: int | None = None,
+        before_date: dt.date | None = None,
+        studies: np.ndarray | None = None,
+    ) -> Candidates:
+        """The candidates a search of ``section`` may return (filters as for :meth:`allowed_ids`).
+
+        Leaving out one study or one patient is a lookup of its few report sections, not a pass over
+        the whole section; other filters list the allowed IDs.
+        """
+        if section not in ECHO_SECTIONS:
+            raise RetrievalError(f"unknown section '{section}'; allowed sections: {list(ECHO_SECTIONS)}")
+        code = ECHO_SECTIONS.index(section)
+        total = len(self.section_rows(code))
+        if before_date is None and studies is None:
+            rows = self._rows_of(exclude_study, exclude_patient)
+            excluded = self.ids[rows[self.section_codes[rows] == code]]
+            return Candidates(section, total - len(excluded), None, excluded)
+        allowed = self.allowed_ids(
+            section,
+            exclude_study=exclude_study,
+            exclude_patient=exclude_patient,
+            before_date=before_date,
+            studies=studies,
+        )
+        if 2 * len(allowed) >= total:
+            everyone = self.ids[self.section_rows(code)]
+            return Candidates(section, len(allowed), None, np.setdiff1d(everyone, allowed, assume_unique=True))
+        return Candidates(section, len(allowed), allowed, np.zeros(0, np.int64))
+
+    def search(self, query: np.ndarray, k: int, candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` candidates nearest to ``query`` (inner product).
 
         Args:
             query: (D,) float32, L2-normalised.
             k: how many to return (fewer when fewer are allowed).
-            allowed: (m,) int64 ascending IDs the search may return (from :meth:`allowed_ids`).
-            section: the section name whose index is searched.
+            candidates: from :meth:`candidates`.
 
-        Returns: (similarities (k',) float32 descending, IDs (k',) int64), k' = min(k, m).
+        Returns: (similarities (k',) float32 descending, IDs (k',) int64), k' = min(k, candidates.count).
         """
-        if k < 1 or not len(allowed):
+        if k < 1 or candidates.count < 1:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         from rag.index.protocol import SearchFilter
 
-        everyone = self.ids[self.section_rows(ECHO_SECTIONS.index(section))]
-        if 2 * len(allowed) >= len(everyone):
-            excluded = np.setdiff1d(everyone, allowed, assume_unique=True)
-            search_filter = None if not len(excluded) else SearchFilter(allowed_ids=None, excluded_ids=excluded)
+        if candidates.allowed is not None:
+            search_filter: SearchFilter | None = SearchFilter(allowed_ids=candidates.allowed, excluded_ids=None)
+        elif len(candidates.excluded):
+            search_filter = SearchFilter(allowed_ids=None, excluded_ids=candidates.excluded)
         else:
-            search_filter = SearchFilter(allowed_ids=np.asarray(allowed, dtype=np.int64), excluded_ids=None)
-        scores, ids = self.index_of(section).search(
-            np.asarray(query, dtype=np.float32)[None, :], int(min(k, len(allowed))), filter=search_filter
+            search_filter = None
+        scores, ids = self.index_of(candidates.section).search(
+            np.asarray(query, dtype=np.float32)[None, :], int(min(k, candidates.count)), filter=search_filter
         )
         keep = ids[0] >= 0
         return np.asarray(scores[0][keep], dtype=np.float32), np.asarray(ids[0][keep], dtype=np.int64)

@@ -8,6 +8,7 @@ works from any working directory.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,8 +61,42 @@ def _redact(url: str) -> str:
     return url
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:[\"']([^\"']*)[\"']|None)", re.M)
+
+
+def head_revision() -> str:
+    """The newest packaged migration, read from the migration files' ``revision`` lines (Alembic not imported)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    folder = resources.files("rag.store") / "migrations" / "versions"
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".py"):
+            continue
+        for key, value in _REVISION_LINE.findall(entry.read_text(encoding="utf-8")):
+            if value:
+                (revisions if key == "revision" else parents).add(value)
+    heads = sorted(revisions - parents)
+    if len(heads) != 1:
+        raise StoreError(f"the packaged migrations have {len(heads)} heads {heads}; expected one")
+    return heads[0]
+
+
+def _current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` with the packaged Alembic migrations."""
+    """Upgrade the schema to ``revision`` with the packaged Alembic migrations.
+
+    A store already at the newest migration is recognised from its ``alembic_version`` row without
+    loading Alembic (opening a store is on the drafting path).
+    """
+    if revision == "head" and _current_revision(engine) == head_revision():
+        return
     from alembic import command
     from alembic.config import Config
 

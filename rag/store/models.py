@@ -1,7 +1,8 @@
 """The case store's tables (SQLAlchemy 2 typed ORM).
 
 Nothing identifying is stored: patients are keyed-hash pseudonyms, instance UIDs are replaced by
-keyed-hash UIDs, dates are shifted per patient, and no source path is kept.
+keyed-hash UIDs, dates are shifted per patient, a patient's name parts and IDs are kept only as
+keyed hashes (to scrub later reports), and no source path is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ class Patient(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     studies: Mapped[list[Study]] = relationship(back_populates="patient", cascade="all, delete-orphan")
+    identifier_hashes: Mapped[list[IdentifierHash]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan"
+    )
+
+
+class IdentifierHash(Base):
+    """A keyed hash (HMAC-SHA256 under the pseudonym key) of one identifying token of a patient.
+
+    The tokens are name parts and IDs from the patient's DICOM headers (see `rag.ingest.identifiers`);
+    only their hashes are stored, so that report text arriving later can be scrubbed of them.
+    """
+
+    __tablename__ = "identifier_hashes"
+    __table_args__ = (UniqueConstraint("patient_id", "token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+
+    patient: Mapped[Patient] = relationship(back_populates="identifier_hashes")
 
 
 class Study(Base):
@@ -131,7 +152,7 @@ class Report(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # echo | cxr
     content_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    text: Mapped[str] = mapped_column(Text)  # scrubbed of the patient's names, IDs and dates
+    text: Mapped[str] = mapped_column(Text)  # scrubbed: labelled identifying fields, the patient's names and IDs, dates
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     study: Mapped[Study] = relationship(back_populates="reports")

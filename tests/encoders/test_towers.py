@@ -183,8 +183,10 @@ def test_echoprime_tower_matches_torchvision_and_loads_weights(tmp_path: Path) -
     enc.load_echoprime_weights(model, wrapped)
     for k, v in ref.state_dict().items():
         assert torch.equal(tower.state_dict()[k], v), k
-    model2 = enc.create("echoprime-mvit")
-    enc.load_echoprime_weights(model2, plain)
+    model2 = enc.create("echoprime-mvit", checkpoint=plain)  # the released file, as create() takes it
+    assert isinstance(model2.video, MViTVideoTower)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model2.video.backbone.state_dict()[k], v), k
     x = enc.batch_clips(_clips(1, 16, 224, 3), model.spec.preprocessing)
     with torch.no_grad():
         expected = F.normalize(ref(x), dim=-1)

@@ -126,7 +126,7 @@ def test_a_library_older_than_the_store_is_refused_until_updated(workspace_copy:
                 ReportSection(report_id=report.id, name="Mitral Valve", text="Severe mitral regurgitation.", position=0)
             )
         assert store_stamp(store) != stale_stamp
-        with pytest.raises(ManifestMismatchError, match="older than the case store.*--update"):
+        with pytest.raises(ManifestMismatchError, match=r"older than the case store.*--update"):
             CaseLibrary.open(folder, store=store)
 
         counts = CaseLibrary.open(folder).update(store, next((workspace_copy.home / "embeddings").iterdir()))

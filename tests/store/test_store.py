@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -79,3 +80,33 @@ def test_failed_transaction_leaves_nothing(db_url: str) -> None:
 def test_bad_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="RAG_DATABASE_URL"):
         open_store("nosuchdialect://x/y")
+
+
+def test_head_revision_is_alembics_head() -> None:
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from rag.store.db import head_revision
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("rag.store") / "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_a_store_at_head_opens_without_migrating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.store.db as db
+
+    url = f"sqlite:///{tmp_path / 'rag.sqlite3'}"
+    db.open_store(url).close()  # creates and migrates
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("alembic ran on a store already at head")
+
+    import alembic.command
+
+    monkeypatch.setattr(alembic.command, "upgrade", refuse)
+    store = db.open_store(url)
+    assert "studies" in store.tables()
+    store.close()
