@@ -156,7 +156,8 @@ def build_workspace(root: Path, n_sections: int, *, seed: int = 0, log: bool = T
         )
     if log:
         print(
-            f"store: {n_studies} studies, {n_sections} report sections, {n_clips} clips ({time.perf_counter() - t0:.0f} s)"
+            f"store: {n_studies} studies, {n_sections} report sections, {n_clips} clips "
+            f"({time.perf_counter() - t0:.0f} s)"
         )
 
     checkpoint = home / "checkpoints" / "last.pt"

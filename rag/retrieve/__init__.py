@@ -24,22 +24,12 @@ from rag.core.lazy import lazy_exports
 if TYPE_CHECKING:
     from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
     from rag.retrieve.protocol import Retriever
-    from rag.retrieve.retriever import CaseRetriever, RetrievalParams, SectionHit, StudyRetrieval, mmr_order
-    from rag.retrieve.study import (
-        ReportSectionIndex,
-        SectionEmbeddings,
-        StudyIndex,
-        clip_section_weights,
-        study_section_embeddings,
-    )
-    from rag.retrieve.voting import (
-        NeighbourVoter,
-        Prediction,
-        StudyPredictions,
-        Thresholds,
-        fit_thresholds,
-        thresholds_path,
-    )
+    from rag.retrieve.results import RetrievalParams, SectionHit, StudyRetrieval, mmr_order
+    from rag.retrieve.retriever import CaseRetriever
+    from rag.retrieve.sections import ReportSectionIndex
+    from rag.retrieve.study import SectionEmbeddings, StudyIndex, clip_section_weights, study_section_embeddings
+    from rag.retrieve.thresholds import Thresholds, fit_thresholds, thresholds_path
+    from rag.retrieve.voting import NeighbourVoter, Prediction, StudyPredictions
     from rag.retrieve.weights import ViewWeights
 
 _LAZY: dict[str, str] = {
@@ -47,20 +37,20 @@ _LAZY: dict[str, str] = {
     "ViewWeights": "rag.retrieve.weights",
     "SectionEmbeddings": "rag.retrieve.study",
     "StudyIndex": "rag.retrieve.study",
-    "ReportSectionIndex": "rag.retrieve.study",
+    "ReportSectionIndex": "rag.retrieve.sections",
     "clip_section_weights": "rag.retrieve.study",
     "study_section_embeddings": "rag.retrieve.study",
     "CaseRetriever": "rag.retrieve.retriever",
-    "RetrievalParams": "rag.retrieve.retriever",
-    "SectionHit": "rag.retrieve.retriever",
-    "StudyRetrieval": "rag.retrieve.retriever",
-    "mmr_order": "rag.retrieve.retriever",
+    "RetrievalParams": "rag.retrieve.results",
+    "SectionHit": "rag.retrieve.results",
+    "StudyRetrieval": "rag.retrieve.results",
+    "mmr_order": "rag.retrieve.results",
     "NeighbourVoter": "rag.retrieve.voting",
     "Prediction": "rag.retrieve.voting",
     "StudyPredictions": "rag.retrieve.voting",
-    "Thresholds": "rag.retrieve.voting",
-    "fit_thresholds": "rag.retrieve.voting",
-    "thresholds_path": "rag.retrieve.voting",
+    "Thresholds": "rag.retrieve.thresholds",
+    "fit_thresholds": "rag.retrieve.thresholds",
+    "thresholds_path": "rag.retrieve.thresholds",
     "FitResult": "rag.retrieve.fit",
     "fit_view_weights": "rag.retrieve.fit",
     "split_patients": "rag.retrieve.fit",

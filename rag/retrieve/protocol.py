@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from rag.index.catalog import Catalog
-    from rag.retrieve.retriever import SectionHit, StudyRetrieval
+    from rag.retrieve.results import SectionHit, StudyRetrieval
     from rag.retrieve.study import SectionEmbeddings
 
 __all__ = ["Retriever"]

@@ -13,25 +13,20 @@ Every hit carries its report section ID, study ID, patient pseudonym and similar
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.core.errors import RetrievalError, VectorIndexError
+from rag.core.errors import RetrievalError
 from rag.index.catalog import Catalog
-from rag.retrieve.study import (
-    Candidates,
-    IndexFactory,
-    IndexKind,
-    ReportSectionIndex,
-    SectionEmbeddings,
-    StudyIndex,
-)
+from rag.retrieve.loading import Loaded, from_embeddings, from_library
+from rag.retrieve.results import RetrievalParams, SectionHit, StudyRetrieval, mmr_order
+from rag.retrieve.sections import Candidates, ReportSectionIndex
+from rag.retrieve.study import IndexFactory, IndexKind, SectionEmbeddings, StudyIndex
 from rag.retrieve.weights import ViewWeights
 from rag.store import Store
 
@@ -40,7 +35,7 @@ if TYPE_CHECKING:
 from rag.vocab.sections import ECHO_SECTIONS
 from rag.vocab.views import COARSE_VIEWS
 
-__all__ = ["CaseRetriever", "RetrievalParams", "SectionHit", "StudyRetrieval", "mmr_order"]
+__all__ = ["CaseRetriever"]
 
 log = logging.getLogger(__name__)
 
@@ -48,116 +43,6 @@ _PREFETCH = 50
 """Hits every plain search fetches (the neighbour vote's k), so that the cases shown reuse them."""
 _RECENT = 64
 """Searches kept in a retriever's cache (the sections of a few studies)."""
-
-
-@dataclass(frozen=True)
-class SectionHit:
-    """One retrieved report section, with where it came from and how similar it is.
-
-    ``similarity`` is the inner product of the query's section embedding and the report section's
-    text embedding (both L2-normalised: a cosine). ``rank`` starts at 1. ``text`` is None when the
-    search was asked not to read texts.
-    """
-
-    section: str
-    report_section_id: int
-    study_id: int
-    patient_pseudonym: str
-    similarity: float
-    text: str | None
-    rank: int
-    study_date: dt.date | None = None
-
-
-@dataclass(frozen=True)
-class RetrievalParams:
-    """How a retrieval was made (recorded with its result)."""
-
-    k: int
-    exclude_same_patient: bool
-    before_date: dt.date | None
-    views: tuple[str, ...] | None
-    mmr_lambda: float | None
-    mmr_pool: int | None
-    weights: str
-    weights_fingerprint: str
-    hard_views: bool
-    index_kind: str
-    embeddings: str
-    restricted_to: int | None = None
-
-
-@dataclass(frozen=True)
-class StudyRetrieval:
-    """The retrieved report sections of every anatomical section of one study.
-
-    Attributes:
-        study_id: the query study.
-        patient_pseudonym: the query study's patient.
-        sections: section name -> hits, best first (sections without evidence have no entry).
-        no_evidence: sections for which the study has no clip of an informing view (not searched).
-        candidates: section name -> how many report sections passed the filters.
-        params: the parameters of the retrieval.
-    """
-
-    study_id: int
-    patient_pseudonym: str
-    sections: dict[str, list[SectionHit]]
-    no_evidence: list[str]
-    candidates: dict[str, int]
-    params: RetrievalParams
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (dates as ISO strings)."""
-
-        def default(o: object) -> object:
-            return o.isoformat() if isinstance(o, dt.date) else str(o)
-
-        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=default))
-        return data
-
-
-def mmr_order(query_sims: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> np.ndarray:
-    """Maximal marginal relevance: pick ``k`` of ``m`` candidates, trading relevance for diversity.
-
-    Each step picks the candidate maximising ``lam * sim(query, c) - (1 - lam) * max_{s picked} sim(c, s)``
-    (ties go to the earlier candidate). ``lam = 1`` gives the candidates in order of ``query_sims``.
-
-    Args:
-        query_sims: (m,) similarities of the candidates to the query.
-        vectors: (m, D) candidate vectors, L2-normalised.
-        k: how many to pick.
-        lam: in [0, 1].
-
-    Returns: (min(k, m),) int64 indices into the candidates, in pick order.
-    """
-    m = len(query_sims)
-    k = min(k, m)
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    sims = np.asarray(query_sims, dtype=np.float64)
-    pair = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T
-    picked: list[int] = []
-    redundancy = np.full(m, -np.inf)
-    free = np.ones(m, dtype=bool)
-    for _ in range(k):
-        penalty = np.where(np.isfinite(redundancy), redundancy, 0.0)
-        score = lam * sims - (1.0 - lam) * penalty
-        score[~free] = -np.inf
-        best = int(np.argmax(score))
-        picked.append(best)
-        free[best] = False
-        redundancy = np.maximum(redundancy, pair[best])
-    return np.array(picked, dtype=np.int64)
-
-
-@dataclass
-class _Loaded:
-    catalog: Catalog
-    studies: StudyIndex
-    sections: ReportSectionIndex
-    view_classes: tuple[str, ...]
-    view_masks: np.ndarray  # (s,) int32 per catalog study: bit i = has a clip of COARSE_VIEWS[i]
 
 
 class CaseRetriever:
@@ -205,7 +90,7 @@ class CaseRetriever:
         self._factory = index_factory
         self._encoder = encoder
         self._sha256 = checkpoint_sha256
-        self._loaded: _Loaded | None = None
+        self._loaded: Loaded | None = None
         self._candidates: np.ndarray | None = None
         self._recent: dict[tuple[object, ...], tuple[int, np.ndarray, np.ndarray]] = {}
 
@@ -217,9 +102,21 @@ class CaseRetriever:
         loaded.sections.warm_up()
         return self
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Loaded:
         if self._loaded is None:
-            self._loaded = self._from_library(self.library) if self.library is not None else self._from_embeddings()
+            if self.library is not None:
+                self._loaded = from_library(self.library, self.weights, hard=self.hard_views)
+            else:
+                self._loaded = from_embeddings(
+                    self.store,
+                    self.embeddings_folder,
+                    self.weights,
+                    hard=self.hard_views,
+                    index_kind=self.index_kind,
+                    index_factory=self._factory,
+                    encoder=self._encoder,
+                    checkpoint_sha256=self._sha256,
+                )
             log.info(
                 "retriever loaded: %d studies with clips, %d report sections, weights %s",
                 len(self._loaded.studies),
@@ -227,74 +124,6 @@ class CaseRetriever:
                 self.weights.name,
             )
         return self._loaded
-
-    def _from_library(self, library: CaseLibrary) -> _Loaded:
-        view_classes = tuple(library.manifest.view_classes)
-        self.weights.columns_for(view_classes)  # refuse a model whose view classes the table lacks
-        catalog = library.catalog
-        clips = library.clips
-        studies = StudyIndex(
-            clips.ids,
-            clips.vectors,
-            clips.view_probs,
-            clips.study,
-            self.weights,
-            views=view_classes,
-            hard=self.hard_views,
-        )
-        sections = ReportSectionIndex(
-            catalog.section_ids,
-            None,
-            catalog.section_codes,
-            catalog.section_study,
-            catalog,
-            section_index=library.index,
-        )
-        return _Loaded(catalog, studies, sections, view_classes, np.asarray(library.study_views))
-
-    def _from_embeddings(self) -> _Loaded:
-        from rag.encoders.embed import load_embeddings
-        from rag.index.library import ClipTable, embeddings_manifest, study_view_masks
-
-        try:
-            manifest = embeddings_manifest(self.embeddings_folder)
-        except VectorIndexError as e:
-            raise RetrievalError(str(e)) from e
-        view_classes = tuple(manifest.get("view_classes") or COARSE_VIEWS)
-        self.weights.columns_for(view_classes)  # refuse a model whose view classes the table lacks
-        for kind in ("clips", "sections"):
-            if not (self.embeddings_folder / f"{kind}.ids.npy").is_file():
-                raise RetrievalError(f"{self.embeddings_folder} holds no '{kind}' vectors; run `rag embed` first")
-        clips = load_embeddings(self.embeddings_folder, "clips", encoder=self._encoder, sha256=self._sha256)
-        texts = load_embeddings(self.embeddings_folder, "sections", encoder=self._encoder, sha256=self._sha256)
-        if "view_probs" not in clips.extra:
-            raise RetrievalError(f"{self.embeddings_folder} holds clip vectors without view probabilities")
-        catalog = Catalog.load(self.store)
-        stored = catalog.clip_of_study
-        known = np.array([int(c) in stored for c in clips.ids], dtype=bool)
-        if not known.all():
-            log.warning("%d clip vectors belong to clips no longer stored; left out", int((~known).sum()))
-        clip_ids = clips.ids[known]
-        clip_study = np.array([stored[int(c)] for c in clip_ids], dtype=np.int64)
-        table = ClipTable.sorted_by_study(clip_ids, clip_study, clips.vectors[known], clips.extra["view_probs"][known])
-        studies = StudyIndex(
-            table.ids,
-            table.vectors,
-            table.view_probs,
-            table.study,
-            self.weights,
-            views=view_classes,
-            hard=self.hard_views,
-        )
-        sections = ReportSectionIndex.from_embeddings(
-            texts.ids, texts.vectors, catalog, index_kind=self.index_kind, index_factory=self._factory
-        )
-        if len(sections) and studies.dim and sections.dim != studies.dim:
-            raise RetrievalError(
-                f"clip vectors are {studies.dim}-d but report-section vectors {sections.dim}-d in "
-                f"{self.embeddings_folder}; re-run `rag embed`"
-            )
-        return _Loaded(catalog, studies, sections, view_classes, study_view_masks(catalog, table, view_classes))
 
     @property
     def catalog(self) -> Catalog:
@@ -327,7 +156,7 @@ class CaseRetriever:
         if self._loaded is not None:
             loaded = self._loaded
             weights.columns_for(loaded.view_classes)
-            other._loaded = _Loaded(
+            other._loaded = Loaded(
                 loaded.catalog,
                 loaded.studies.with_weights(weights, hard=other.hard_views),
                 loaded.sections,

@@ -163,7 +163,7 @@ def test_corrupt_and_foreign_files(tiny: EchoEncoder, tmp_path: Path) -> None:
     torch.save({"conv.weight": torch.zeros(2)}, bare)
     with pytest.raises(CheckpointError, match="load_echoprime_weights"):
         enc.create(checkpoint=bare)
-    with pytest.raises(CheckpointError, match="bare state dict.*echoprime-mvit"):
+    with pytest.raises(CheckpointError, match=r"bare state dict.*echoprime-mvit"):
         enc.create("echo-video-tiny", checkpoint=bare)  # only an MViT entry takes a released state dict
     damaged = tmp_path / "damaged.pt"
     payload = torch.load(good, weights_only=True)

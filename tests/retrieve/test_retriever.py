@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rag.core.errors import RetrievalError, UnknownStudyError
-from rag.retrieve.retriever import CaseRetriever, mmr_order
+from rag.retrieve.results import mmr_order
+from rag.retrieve.retriever import CaseRetriever
 from tests.conftest import EmbeddedArchive
 from tests.retrieve._fake import FakeArchive, unit
 

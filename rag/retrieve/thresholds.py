@@ -1,0 +1,188 @@
+"""Decision thresholds of the finding votes: fitted on validation patients (Youden or F1), saved beside the
+weight table."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.core.errors import RetrievalError
+from rag.retrieve.voting import NeighbourVoter
+from rag.vocab.findings import PHENOTYPES
+
+__all__ = ["Thresholds", "best_threshold", "fit_thresholds", "thresholds_path"]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+# Thresholds
+# --------------------------------------------------------------------------------------------------
+
+
+def thresholds_path(weights_path: Path | str) -> Path:
+    """Where the thresholds of a weight file live: ``<name>.thresholds.json`` beside it."""
+    path = Path(weights_path)
+    return path.with_name(f"{path.stem}.thresholds.json")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the findings' vote probabilities, fitted on a validation split.
+
+    Attributes:
+        values: phenotype -> threshold (positive when probability >= threshold).
+        criterion: ``youden`` (TPR - FPR) or ``f1``.
+        scores: phenotype -> the criterion's value at the threshold on the validation studies.
+        support: phenotype -> (positives, negatives) among the validation studies.
+        k: the number of neighbours the votes used.
+        weights: the weight table's name and fingerprint the votes used.
+        skipped: phenotype -> why no threshold was fitted.
+    """
+
+    values: dict[str, float]
+    criterion: str
+    scores: dict[str, float] = field(default_factory=dict)
+    support: dict[str, tuple[int, int]] = field(default_factory=dict)
+    k: int = 50
+    weights: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"format": "rag.vote-thresholds/1", **asdict(self)}
+        data["support"] = {k: list(v) for k, v in self.support.items()}
+        path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Thresholds:
+        """Read a thresholds file written by :meth:`save`.
+
+        Raises:
+            RetrievalError: the file is missing or is not a thresholds file.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RetrievalError(f"no thresholds file at {path}; fit one with `rag retrieve fit-thresholds`") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise RetrievalError(f"cannot read the thresholds file {path}: {e}") from e
+        if not isinstance(data, dict) or data.get("format") != "rag.vote-thresholds/1":
+            raise RetrievalError(f"{path} is not a vote-thresholds file (format rag.vote-thresholds/1)")
+        unknown = sorted(set(data.get("values", {})) - set(PHENOTYPES))
+        if unknown:
+            raise RetrievalError(f"{path}: unknown phenotype(s) {unknown}; known: {sorted(PHENOTYPES)}")
+        return cls(
+            values={str(k): float(v) for k, v in data["values"].items()},
+            criterion=str(data["criterion"]),
+            scores={str(k): float(v) for k, v in data.get("scores", {}).items()},
+            support={str(k): (int(v[0]), int(v[1])) for k, v in data.get("support", {}).items()},
+            k=int(data.get("k", 50)),
+            weights=str(data.get("weights", "")),
+            skipped={str(k): str(v) for k, v in data.get("skipped", {}).items()},
+        )
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "youden") -> tuple[float, float]:
+    """The threshold on ``scores`` that best separates ``labels`` (positive when score >= threshold).
+
+    Candidate cut points lie midway between consecutive distinct scores. ``youden`` maximises
+    TPR - FPR, ``f1`` the F1 score of the positive class; ties go to the higher threshold.
+
+    Returns: (threshold, criterion value).
+
+    Raises:
+        RetrievalError: an unknown criterion, or labels of one class only.
+    """
+    if criterion not in ("youden", "f1"):
+        raise RetrievalError(f"unknown threshold criterion {criterion!r}; use 'youden' or 'f1'")
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        raise RetrievalError(f"cannot fit a threshold with {pos} positive and {neg} negative studies")
+    distinct = np.unique(s)[::-1]  # descending
+    cuts = np.append((distinct[:-1] + distinct[1:]) / 2.0, distinct[-1] - 1e-9)
+    cuts = np.concatenate([[distinct[0] + 1e-9], cuts])
+    best_t, best_v = float(cuts[0]), -math.inf
+    for t in cuts:
+        pred = s >= t
+        tp = int((pred & y).sum())
+        fp = int((pred & ~y).sum())
+        value = tp / pos - fp / neg if criterion == "youden" else 2 * tp / (tp + fp + pos)
+        if value > best_v + 1e-12:
+            best_t, best_v = float(t), float(value)
+    return best_t, best_v
+
+
+def fit_thresholds(
+    voter: NeighbourVoter,
+    study_ids: Iterable[int],
+    *,
+    criterion: str = "youden",
+    labels: Mapping[str, Mapping[int, int]] | None = None,
+    exclude_same_patient: bool = True,
+) -> Thresholds:
+    """Fit each finding's threshold on validation studies.
+
+    Args:
+        voter: the voter whose probabilities are thresholded.
+        study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
+        criterion: ``youden`` or ``f1``.
+        labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
+            section text read with the same keyword rules as the votes.
+        exclude_same_patient: as in retrieval.
+
+    Returns: the thresholds; phenotypes whose validation labels have one class only are skipped.
+    """
+    findings = [p for p in voter.phenotypes.values() if p.kind == "finding"]
+    probs: dict[str, list[float]] = {p.name: [] for p in findings}
+    ys: dict[str, list[int]] = {p.name: [] for p in findings}
+    for study_id in study_ids:
+        prediction = voter.predict(
+            study_id, names=[p.name for p in findings], exclude_same_patient=exclude_same_patient
+        )
+        own = voter.report_labels(study_id) if labels is None else None
+        for p in findings:
+            pred = prediction.predictions[p.name]
+            if pred.probability is None:
+                continue
+            if labels is not None:
+                grade = labels.get(p.name, {}).get(int(study_id))
+            else:
+                assert own is not None
+                grade = int(own[p.name]) if p.name in own else None
+            if grade is None:
+                continue
+            probs[p.name].append(pred.probability)
+            ys[p.name].append(int(grade >= p.positive_grade))
+    values: dict[str, float] = {}
+    scores: dict[str, float] = {}
+    support: dict[str, tuple[int, int]] = {}
+    skipped: dict[str, str] = {}
+    for p in findings:
+        y = np.array(ys[p.name], dtype=int)
+        support[p.name] = (int(y.sum()), int(len(y) - y.sum()))
+        if y.sum() == 0 or y.sum() == len(y):
+            skipped[p.name] = f"validation labels of one class only ({support[p.name][0]} positive of {len(y)})"
+            continue
+        values[p.name], scores[p.name] = best_threshold(np.array(probs[p.name]), y, criterion)
+    weights = voter.retriever.weights
+    return Thresholds(
+        values=values,
+        criterion=criterion,
+        scores=scores,
+        support=support,
+        k=voter.k,
+        weights=f"{weights.name}@{weights.fingerprint}",
+        skipped=skipped,
+    )
