@@ -99,7 +99,7 @@ class Drafter:
         from rag.core.digest import file_sha256
         from rag.index.library import LIBRARY_DIR
 
-        self.library_dir = Path(library) if library is not None else self.config.home / "indexes" / LIBRARY_DIR
+        self.library_dir = Path(library) if library is not None else self.config.indexes_dir / LIBRARY_DIR
         self.sha256 = file_sha256(self.checkpoint)
         self._encoder_name = self._encoder_of_checkpoint()
         self.embeddings = embeddings_dir(self.config.home / "embeddings", self._encoder_name, self.sha256)
