@@ -33,6 +33,12 @@ def evaluate_cmd(
         float | None, typer.Option(min=1e-4, help="Softmax vote weighting (default: similarity weights).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write evaluation.json, evaluation.md and SVG plots into this folder.")
+    ] = None,
+    drafts: Annotated[
+        bool, typer.Option("--drafts", help="Also draft every test study and score it against its own report.")
+    ] = False,
     held_out_of: Annotated[
         Path | None,
         typer.Option(
@@ -70,4 +76,17 @@ def evaluate_cmd(
             fit_options={"steps": steps},
             test_patients=test_patients,
         )
+        quality = None
+        if drafts and report.learned is not None:
+            from rag.eval.drafts import draft_quality
+
+            searcher = retriever.with_weights(report.learned).restricted(report.reference_studies)
+            quality = draft_quality(searcher, report.test_studies, report.reference_studies, vote_k=k)
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
+    if quality is not None:
+        typer.echo("\n".join(quality.lines()))
+    if out is not None:
+        from rag.eval.outputs import write_evaluation
+
+        for path in write_evaluation(report, out, drafts=quality):
+            typer.echo(f"wrote {path}")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["auroc"]
+__all__ = ["auroc", "auroc_interval", "roc_curve"]
 
 
 def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
@@ -31,3 +31,62 @@ def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarr
         i = j + 1
     u = ranks[y].sum() - pos * (pos + 1) / 2.0
     return float(u / (pos * neg))
+
+
+def auroc_interval(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    *,
+    draws: int = 1000,
+    seed: int = 0,
+    groups: Sequence[int] | np.ndarray | None = None,
+) -> tuple[float, float]:
+    """95 % bootstrap interval of :func:`auroc`.
+
+    Resamples items with replacement, or whole ``groups`` (e.g. patients, whose studies are not
+    independent) when given; resamples holding one class only are skipped.
+
+    Returns:
+        (low, high); NaN, NaN when the labels hold one class only.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if y.all() or not y.any():
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        units = [np.array([i]) for i in range(len(s))]
+    else:
+        g = np.asarray(groups)
+        units = [np.flatnonzero(g == key) for key in np.unique(g)]
+    values = []
+    for _ in range(draws):
+        rows = np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+        yy = y[rows]
+        if yy.all() or not yy.any():
+            continue
+        values.append(auroc(s[rows], yy))
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def roc_curve(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve: (false-positive rates, true-positive rates), from (0, 0) to (1, 1), one point per threshold.
+
+    Returns: two (m,) float64 arrays; empty when the labels hold one class only.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return np.zeros(0), np.zeros(0)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last item of each distinct score
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]

@@ -7,7 +7,9 @@ from the draft and from the report. Per finding and study:
 
 - ``grade``: both state the same grade;
 - ``presence``: both say present, or both say absent (grade 0 vs > 0);
-- ``abnormal_found``: among findings the report grades >= 1, the draft states it too.
+- ``abnormal_found``: among findings the report grades >= 1, the draft states it too;
+  ``moderate_found`` the same among findings graded >= 2;
+- ``consistent``: per drafted sentence, it contradicts no neighbour vote of its section.
 
 LVEF: absolute error of the drafted (voted) value against the report's. Every rate comes with a 95 %
 bootstrap interval over studies (findings of one study are not independent), and beside the
@@ -17,6 +19,7 @@ studies' most frequent grade; LVEF at the training mean).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,15 +29,17 @@ import numpy as np
 from sqlalchemy import select
 
 from rag.generate.report import Report
+from rag.retrieve.retriever import CaseRetriever
+from rag.retrieve.thresholds import Thresholds
 from rag.store import Report as StoredReport
 from rag.store import ReportSection, Store
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.grades import statement_grade
 
-__all__ = ["DraftQuality", "Rate", "report_grades", "score_report", "stored_grades"]
+__all__ = ["DraftQuality", "Rate", "draft_quality", "report_grades", "score_report", "stored_grades"]
 
 FINDINGS = tuple(p for p in PHENOTYPES.values() if p.kind == "finding" and p.rule is not None)
-METRICS = ("grade", "presence", "abnormal_found")
+METRICS = ("grade", "presence", "abnormal_found", "moderate_found", "consistent")
 Grades = dict[str, dict[str, int]]
 """Section name -> {finding name: grade}."""
 
@@ -73,17 +78,32 @@ def score_grades(got: Callable[[str, str], int], truth: Grades) -> dict[str, lis
         out["presence"].append(int((have > 0) == (want > 0)))
         if want > 0:
             out["abnormal_found"].append(int(have > 0))
+        if want > 1:
+            out["moderate_found"].append(int(have > 0))
     return out
 
 
-def score_report(report: Report, truth: Grades) -> dict[str, list[int]]:
-    """:func:`score_grades` of a drafted report against the stored report's grades."""
+def score_report(
+    report: Report, truth: Grades, voted: Callable[[str], dict[str, int]] | None = None
+) -> dict[str, list[int]]:
+    """:func:`score_grades` of a drafted report against the stored report's grades.
+
+    With ``voted`` (section -> the neighbour vote's grades, ``DraftContext.voted_grades``), also
+    ``consistent``: one outcome per drafted sentence, 1 when it contradicts no vote of its section.
+    """
 
     def got(name: str, section: str) -> int:
         drafted = report.section(section)
         return report_grades(drafted.text, section).get(name, 0) if drafted is not None else 0
 
-    return score_grades(got, truth)
+    out = score_grades(got, truth)
+    if voted is not None:
+        from rag.generate.consistency import contradictions
+
+        for section in report.sections:
+            votes = voted(section.name)
+            out["consistent"] += [int(not contradictions(s.text, votes)) for s in section.sentences]
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,8 @@ class Rate:
     n: int
 
     def __str__(self) -> str:
+        if math.isnan(self.mean):
+            return "-"
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
@@ -132,10 +154,11 @@ class DraftQuality:
     def lines(self) -> list[str]:
         """A table: one row per method, each rate with its interval; LVEF MAE per method."""
         out = [f"{len(self.studies)} held-out studies; rates pooled over findings, 95 % intervals over studies"]
-        out.append(f"{'method':15s} {'grade agree':>24s} {'present/absent':>24s} {'abnormal found':>24s}")
+        heads = ("grade agree", "present/absent", "abnormal stated", "moderate+ stated", "no contradiction")
+        out.append(f"{'method':15s} " + " ".join(f"{h:>24s}" for h in heads))
         for method in self.outcomes:
             r = self.rates(method)
-            out.append(f"{method:15s} {r['grade']!s:>24s} {r['presence']!s:>24s} {r['abnormal_found']!s:>24s}")
+            out.append(f"{method:15s} " + " ".join(f"{r[m]!s:>24s}" for m in METRICS))
         for method, errors in self.lvef_errors.items():
             if errors:
                 out.append(f"LVEF MAE {method}: {statistics.fmean(errors):.2f} points ({len(errors)} studies)")
@@ -156,3 +179,43 @@ def add_baselines(quality: DraftQuality, truth: Grades, prior: Mapping[str, int]
     """Score the ``all normal`` and ``prior`` baselines of one study into ``quality``."""
     quality.add("all normal", score_grades(lambda name, section: 0, truth))
     quality.add("prior", score_grades(lambda name, section: prior[name], truth))
+
+
+def draft_quality(
+    retriever: CaseRetriever,
+    test: Sequence[int],
+    training: Sequence[int],
+    *,
+    k: int = 5,
+    vote_k: int = 50,
+    thresholds: Thresholds | None = None,
+) -> DraftQuality:
+    """Draft every test study and score it, beside the all-normal and prior baselines.
+
+    Methods: ``top-1 copy`` (each section's best neighbour text, as EchoPrime), ``vote-agreeing``
+    (the default extractive generator: texts that agree with the vote, contradictions replaced,
+    abnormal votes stated). ``retriever`` should search the training (reference) studies only.
+    """
+    from rag.draft.context import gather_context
+    from rag.generate.extractive import ExtractiveGenerator
+    from rag.retrieve.voting import NeighbourVoter
+
+    voter = NeighbourVoter(retriever, k=vote_k, thresholds=thresholds)
+    prior = prior_grades(stored_grades(retriever.store, s) for s in training)
+    measured = retriever.catalog.measurements
+    train_lvef = [measured[s]["lvef"] for s in training if "lvef" in measured.get(s, {})]
+    mean_lvef = statistics.fmean(train_lvef) if train_lvef else float("nan")
+    methods = {"top-1 copy": ExtractiveGenerator(agree_with_votes=False), "vote-agreeing": ExtractiveGenerator()}
+    quality = DraftQuality(list(test), lvef_errors={"neighbour vote": [], "training mean": []})
+    for study in test:
+        truth = stored_grades(retriever.store, study)
+        context = gather_context(retriever, voter, study, k=k, kb=None)
+        for name, generator in methods.items():
+            quality.add(name, score_report(generator.generate(context), truth, context.voted_grades))
+        add_baselines(quality, truth, prior)
+        lvef = measured.get(study, {}).get("lvef")
+        voted = context.predictions.predictions["lvef"].value
+        if lvef is not None and voted is not None:
+            quality.lvef_errors["neighbour vote"].append(abs(voted - lvef))
+            quality.lvef_errors["training mean"].append(abs(mean_lvef - lvef))
+    return quality

@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import select
 
 from rag.core.errors import RetrievalError
-from rag.core.stats import auroc
+from rag.core.stats import auroc, auroc_interval
 from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
 from rag.retrieve.retriever import CaseRetriever
 from rag.retrieve.voting import NeighbourVoter
@@ -114,6 +114,12 @@ class TableScore:
     n_mae: dict[str, int]
     aurocs: dict[str, float]
     support: dict[str, tuple[int, int]]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """95 % bootstrap interval of each AUROC, resampling patients."""
+    outcomes: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)
+    """Per AUROC key, the vote scores and true labels of the test studies (for ROC curves)."""
+    pairs: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per continuous phenotype, (predicted, true) of every test study with a prediction."""
 
     @property
     def lvef_mae(self) -> float:
@@ -141,6 +147,10 @@ class EvaluationReport:
     fit: FitResult | None = None
     notes: list[str] = field(default_factory=list)
     temperature: float | None = None
+    test_studies: list[int] = field(default_factory=list)
+    reference_studies: list[int] = field(default_factory=list)
+    """The studies searched for neighbours (training and validation patients)."""
+    learned: ViewWeights | None = None
 
     def table(self) -> list[list[str]]:
         """Rows of strings: a header, then one row per metric, one column per weight table."""
@@ -156,7 +166,12 @@ class EvaluationReport:
             rows.append([f"{name} MAE ({unit}, n={n})", *(fmt(t.mae.get(name, float("nan")), 2) for t in self.tables)])
         for key in sorted({k for t in self.tables for k in t.aurocs}):
             pos, neg = self.tables[0].support.get(key, (0, 0))
-            rows.append([f"AUROC {key} ({pos}+/{neg}-)", *(fmt(t.aurocs.get(key, float("nan"))) for t in self.tables)])
+            rows.append(
+                [
+                    f"AUROC {key} ({pos}+/{neg}-)",
+                    *(_with_interval(t.aurocs.get(key, float("nan")), t.intervals.get(key)) for t in self.tables),
+                ]
+            )
         rows.append(["mean AUROC >=1", *(fmt(t.mean_auroc(1)) for t in self.tables)])
         rows.append(["mean AUROC >=2", *(fmt(t.mean_auroc(2)) for t in self.tables)])
         return rows
@@ -192,6 +207,7 @@ class EvaluationReport:
                     "mae": t.mae,
                     "n_mae": t.n_mae,
                     "aurocs": t.aurocs,
+                    "auroc_intervals": {k: list(v) for k, v in t.intervals.items()},
                     "support": {k: list(v) for k, v in t.support.items()},
                 }
                 for t in self.tables
@@ -199,6 +215,14 @@ class EvaluationReport:
             "fit": self.fit.summary() if self.fit is not None else None,
             "notes": self.notes,
         }
+
+
+def _with_interval(value: float, interval: tuple[float, float] | None) -> str:
+    if math.isnan(value):
+        return "-"
+    if interval is None or math.isnan(interval[0]):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def score_table(
@@ -213,15 +237,20 @@ def score_table(
     voter = NeighbourVoter(retriever, k=k, temperature=temperature)
     names = [n for n in PHENOTYPES if n in TRUTH_VALUES or n in TRUTH_GRADES]
     errors: dict[str, list[float]] = {n: [] for n in names if n in TRUTH_VALUES}
+    pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in errors}
     scores: dict[str, list[float]] = {}
     labels: dict[str, list[int]] = {}
+    patients: dict[str, list[int]] = {}
     for study_id in test:
         row = truth[study_id]
+        patient = retriever.catalog.study(study_id).patient_id
         predictions = voter.predict(study_id, names=names).predictions
         for name, pred in predictions.items():
             if name in TRUTH_VALUES:
                 if pred.value is not None:
-                    errors[name].append(abs(pred.value - TRUTH_VALUES[name](row)))
+                    true_value = TRUTH_VALUES[name](row)
+                    errors[name].append(abs(pred.value - true_value))
+                    pairs[name].append((float(pred.value), float(true_value)))
                 continue
             if pred.grade_probabilities is None:
                 continue
@@ -230,7 +259,9 @@ def score_table(
                 key = f"{name}>={level}"
                 scores.setdefault(key, []).append(float(sum(pred.grade_probabilities[level:])))
                 labels.setdefault(key, []).append(int(grade >= level))
+                patients.setdefault(key, []).append(patient)
     aurocs = {key: auroc(scores[key], labels[key]) for key in scores}
+    intervals = {key: auroc_interval(scores[key], labels[key], groups=patients[key]) for key in scores}
     support = {key: (int(sum(labels[key])), len(labels[key]) - int(sum(labels[key]))) for key in labels}
     return TableScore(
         weights=retriever.weights.name,
@@ -239,6 +270,9 @@ def score_table(
         n_mae={n: len(e) for n, e in errors.items()},
         aurocs=aurocs,
         support=support,
+        intervals=intervals,
+        outcomes={key: (scores[key], labels[key]) for key in scores},
+        pairs=pairs,
     )
 
 
@@ -323,4 +357,7 @@ def evaluate_archive(
         fit=fit,
         notes=notes,
         temperature=temperature,
+        test_studies=list(test),
+        reference_studies=database,
+        learned=learned,
     )

@@ -6,6 +6,8 @@ same with two guards:
 - among the k retrieved texts it takes the best-ranked one whose stated grades agree with the
   neighbour vote of that section's findings (e.g. the vote says moderate MR: a text that says "no
   mitral regurgitation" is passed over for one that says "moderate"), falling back to the top hit;
+  then a sentence that still contradicts the vote is replaced by the vote's wording, and every
+  finding the vote calls abnormal is stated (:mod:`rag.generate.consistency`);
 - numbers are never copied: values the vote predicts (LVEF, LVIDd, PASP ...) are filled in from the
   vote, and any other number with a unit is blanked (``___ m/s``) for the reader to measure.
 
@@ -18,8 +20,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from rag.generate.consistency import vote_consistent
 from rag.generate.context import DraftContext, assemble_report, case_evidence, grade_agreement
-from rag.generate.report import CaseEvidence, KBEvidence, MeasurementEvidence, Report, SectionDraft, Sentence
+from rag.generate.report import (
+    Evidence,
+    KBEvidence,
+    MeasurementEvidence,
+    Report,
+    SectionDraft,
+    Sentence,
+)
 from rag.generate.text import fill_measurements, split_sentences
 
 if TYPE_CHECKING:
@@ -55,6 +65,7 @@ class ExtractiveGenerator:
     name = "extractive"
 
     def __init__(self, *, agree_with_votes: bool = True) -> None:
+        """``agree_with_votes=False`` copies each section's top hit as EchoPrime does (the baseline)."""
         self.agree_with_votes = agree_with_votes
 
     def generate(self, context: DraftContext) -> Report:
@@ -71,7 +82,7 @@ class ExtractiveGenerator:
             sentences = []
             for raw in split_sentences(hit.text or ""):
                 done = fill_measurements(raw, voted)
-                evidence: list[CaseEvidence | KBEvidence | MeasurementEvidence] = [case_evidence(hit)]
+                evidence: list[Evidence] = [case_evidence(hit)]
                 evidence += [MeasurementEvidence(name=n, value=round(v, 3), unit=u) for n, v, u in done.filled]
                 if _GRADED.search(done.text):
                     evidence += kb
@@ -81,4 +92,7 @@ class ExtractiveGenerator:
                     )
                 sentences.append(Sentence(text=done.text, evidence=evidence))
             sections.append(SectionDraft(name=section, sentences=sentences))
+        if self.agree_with_votes:
+            sections, replaced = vote_consistent(context, sections)
+            warnings += replaced
         return assemble_report(context, sections, generator=self.name, warnings=warnings)

@@ -22,8 +22,17 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rag.core.errors import RagError
+from rag.generate.consistency import vote_consistent
 from rag.generate.context import DraftContext, assemble_report, case_evidence
-from rag.generate.report import CaseEvidence, KBEvidence, MeasurementEvidence, Report, SectionDraft, Sentence
+from rag.generate.report import (
+    CaseEvidence,
+    Evidence,
+    KBEvidence,
+    MeasurementEvidence,
+    Report,
+    SectionDraft,
+    Sentence,
+)
 from rag.generate.text import fill_measurements, format_value
 from rag.vocab.sections import ECHO_SECTIONS
 
@@ -321,6 +330,8 @@ class OpenAIGenerator:
             raw = json.dumps(_data_of(completion))[:300]
             raise DraftError(f"the model's answer does not match the report schema: {error}; answer: {raw}") from error
         sections, warnings = to_sections(draft, prompt, context.voted_values)
+        sections, replaced = vote_consistent(context, sections)
+        warnings += replaced
         return assemble_report(
             context,
             sections,
@@ -345,7 +356,7 @@ def to_sections(
             if not s.text.strip():
                 continue
             done = fill_measurements(s.text.strip(), voted)
-            evidence: list[CaseEvidence | KBEvidence | MeasurementEvidence] = []
+            evidence: list[Evidence] = []
             for n in s.cases:
                 if n in prompt.cases:
                     evidence.append(prompt.cases[n])

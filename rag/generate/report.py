@@ -51,14 +51,23 @@ class MeasurementEvidence(_Model):
     unit: str | None = None
 
 
-Evidence = CaseEvidence | KBEvidence | MeasurementEvidence
+class FindingEvidence(_Model):
+    """A grade in a sentence that states the neighbour vote of a finding (the vote's own wording)."""
+
+    kind: Literal["finding"] = "finding"
+    name: str
+    grade: int = Field(ge=0, le=3, description="0 none/normal, 1 mild, 2 moderate, 3 severe")
+    probability: float | None = Field(None, description="the vote's probability of grade >= the positive grade")
+
+
+Evidence = CaseEvidence | KBEvidence | MeasurementEvidence | FindingEvidence
 
 
 class Sentence(_Model):
     """One sentence of a drafted section and what it rests on."""
 
     text: str
-    evidence: list[CaseEvidence | KBEvidence | MeasurementEvidence] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
 
 
 class SectionDraft(_Model):

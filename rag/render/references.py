@@ -7,15 +7,16 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from rag.core.errors import RagError
 from rag.generate.report import (
     CaseEvidence,
+    Evidence,
     FindingDraft,
+    FindingEvidence,
     KBEvidence,
     MeasurementDraft,
-    MeasurementEvidence,
     Report,
     SectionDraft,
     Sentence,
@@ -23,10 +24,9 @@ from rag.generate.report import (
 from rag.ingest.sections import ParsedReport
 from rag.vocab.sections import ECHO_SECTIONS, FREE_TEXT
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
+
+GRADE_WORDS = ("none", "mild", "moderate", "severe")
 
 THUMBNAIL_PX = 128
 """Longest side of a clip thumbnail, in pixels (smaller frames are not enlarged)."""
@@ -167,13 +167,15 @@ class Refs:
     def markers(self, sentence: Sentence) -> list[Marker]:
         """The sentence's markers in evidence order, one per reference (a case with its best similarity)."""
         best: dict[str, float] = {}
-        order: dict[str, CaseEvidence | KBEvidence | MeasurementEvidence] = {}
+        order: dict[str, Evidence] = {}
         for ev in sentence.evidence:
             if isinstance(ev, CaseEvidence):
                 label = self.case(ev).label
                 best[label] = max(best.get(label, ev.similarity), ev.similarity)
             elif isinstance(ev, KBEvidence):
                 label = self.chunk(ev).label
+            elif isinstance(ev, FindingEvidence):
+                label = f"V {ev.name}={GRADE_WORDS[ev.grade]}"
             else:
                 label = f"M {ev.name}={with_unit(ev.value, ev.unit)}"
             order.setdefault(label, ev)
@@ -190,6 +192,10 @@ class Refs:
                 kb = self.chunk(ev)
                 heading = f", {kb.heading}" if kb.heading else ""
                 out.append(Marker("kb", label, kb.anchor, f"{label}: {kb.source}{heading} ({kb.chunk_id})"))
+            elif isinstance(ev, FindingEvidence):
+                p = "" if ev.probability is None else f", probability {fmt_prob(ev.probability)}"
+                title = f"{ev.name} graded {GRADE_WORDS[ev.grade]} by the neighbour vote{p} (the vote's wording)"
+                out.append(Marker("measurement", label, None, title))
             else:
                 title = f"{ev.name} = {with_unit(ev.value, ev.unit)}, set from the neighbour vote"
                 out.append(Marker("measurement", label, self.measurement_anchors.get(ev.name), title))

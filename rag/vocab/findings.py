@@ -21,6 +21,11 @@ __all__ = ["PHENOTYPES", "Phenotype"]
 _SIZE = r"dilat\w*|enlarg\w*|\bsize\b"
 
 
+_ADJECTIVES = frozenset({"reduced", "dilated", "elevated"})
+_ADVERBS = ("", "mildly", "moderately", "severely")
+_ADJECTIVE_GRADES = ("no", "mild", "moderate", "severe")
+
+
 @dataclass(frozen=True)
 class Phenotype:
     """A predicted quantity and the one section whose neighbours vote for it.
@@ -43,6 +48,22 @@ class Phenotype:
     rule: GradeRule | None = None
     positive_grade: int = 1
     description: str = ""
+
+    def wording(self, grade: int) -> str:
+        """The sentence that states this finding at ``grade`` (0-3), in words the grade reader reads back.
+
+        ``Moderate mitral regurgitation.``, ``Severely reduced LV systolic function.``, ``No pericardial
+        effusion.``; a description that starts with an adjective ("reduced", "dilated", "elevated") takes
+        an adverb, and grade 0 of it reads "Normal ..." without the adjective.
+        """
+        if not 0 <= grade <= 3:
+            raise ConfigError(f"grade must be 0-3, got {grade}")
+        first, _, rest = self.description.partition(" ")
+        if first in _ADJECTIVES:
+            text = f"Normal {rest}" if grade == 0 else f"{_ADVERBS[grade]} {self.description}"
+        else:
+            text = f"{_ADJECTIVE_GRADES[grade]} {self.description}"
+        return text[0].upper() + text[1:] + "."
 
     def __post_init__(self) -> None:
         if self.section not in ECHO_SECTIONS:
@@ -122,7 +143,7 @@ PHENOTYPES: Mapping[str, Phenotype] = MappingProxyType(
                 "pulmonary_hypertension",
                 PA,
                 r"pulmonary hypertension|pulmonary artery systolic pressure|(?-i:\bPASP\b|\bRVSP\b)",
-                "elevated pulmonary artery pressure",
+                "elevated pulmonary artery systolic pressure",
                 bare=None,
             ),
         )

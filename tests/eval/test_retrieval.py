@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +56,32 @@ def test_evaluation_on_an_ingested_archive(embedded_archive: EmbeddedArchive) ->
     text = report.text()
     assert "lvef MAE (%" in text and "mean AUROC >=1" in text and "baseline LVEF MAE" in text
     assert report.to_dict()["tables"][2]["weights"] == "learned"
+
+
+def test_evaluation_command_writes_json_markdown_plots_and_the_draft_table(
+    embedded_archive: EmbeddedArchive, tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    config = tmp_path / "rag.yaml"
+    config.write_text(yaml.safe_dump({"home": str(embedded_archive.config.home), "pseudonym_key": KEY}))
+    out = tmp_path / "eval"
+    args = ["eval", "retrieval", "-e", str(embedded_archive.embeddings), "--archive", str(embedded_archive.archive)]
+    args += ["--k", "5", "--steps", "3", "--test-fraction", "0.34", "--val-fraction", "0.33", "--drafts"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "evaluation.json").read_text())
+    assert {"tables", "drafts", "n_test"} <= set(data)
+    assert set(data["drafts"]) == {"top-1 copy", "vote-agreeing", "all normal", "prior"}
+    assert data["drafts"]["vote-agreeing"]["consistent"]["mean"] == 1.0  # no sentence contradicts its vote
+    assert "all normal" in result.output and "no contradiction" in result.output
+    markdown = (out / "evaluation.md").read_text()
+    assert "| metric |" in markdown and "roc-learned.svg" in markdown
+    svg = (out / "roc-learned.svg").read_text()
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert (out / "lvef-learned.svg").read_text().count("<circle") == data["tables"][2]["n_mae"]["lvef"]
