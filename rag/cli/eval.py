@@ -90,3 +90,40 @@ def evaluate_cmd(
 
         for path in write_evaluation(report, out, drafts=quality):
             typer.echo(f"wrote {path}")
+
+
+@eval_app.command("probe")
+@friendly
+def probe_cmd(
+    archive: Annotated[
+        Path, typer.Option(help="The simulated archive folder (with truth/), ingested in the workspace.")
+    ],
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per clip (subsampled evenly).")] = 8,
+    size: Annotated[int, typer.Option(min=16, help="Frame size in pixels.")] = 64,
+    test_fraction: Annotated[float, typer.Option(min=0.05, max=0.9)] = 0.3,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the table as Markdown to this file.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The ceiling per finding: a supervised probe on the archive's truth labels, scored on held-out patients."""
+    from rag.core.config import load_config
+    from rag.ingest.pipeline import resolve_key
+    from rag.store import open_store
+    from rag.train.probe import ProbeConfig, build_probe_data, describe, train_probe
+
+    cfg = load_config(config)
+    settings = ProbeConfig(frames=frames, size=size, epochs=epochs, test_fraction=test_fraction, seed=seed)
+    store = open_store(cfg.db_url)
+    try:
+        data = build_probe_data(store, cfg.media_dir, archive, resolve_key(cfg), cfg.home / "cache", settings)
+    finally:
+        store.close()
+    typer.echo(f"{len(data.clip_ids)} clips of {len(set(data.study.tolist()))} studies")
+    result = train_probe(data, settings, echo=typer.echo)
+    text = "\n".join(describe(result, settings))
+    typer.echo(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        typer.echo(f"wrote {out}")

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from rag.core.errors import RetrievalError
 from rag.core.stats import auroc, auroc_interval
@@ -34,8 +33,7 @@ from rag.retrieve.fit import FitResult, fit_view_weights, split_patients
 from rag.retrieve.retriever import CaseRetriever
 from rag.retrieve.voting import NeighbourVoter
 from rag.retrieve.weights import ViewWeights
-from rag.store import Study
-from rag.vocab.cutoffs import lv_size_grade, lvef_grade, pasp_grade, wall_thickness_grade
+from rag.simulate.labels import TRUTH_GRADES, TRUTH_VALUES
 from rag.vocab.findings import PHENOTYPES
 
 __all__ = [
@@ -47,40 +45,6 @@ __all__ = [
     "truth_by_study",
 ]
 
-Row = Mapping[str, str]
-
-
-def _flag(value: str) -> int:
-    return int(value.strip().lower() in ("true", "1", "yes"))
-
-
-TRUTH_GRADES: Mapping[str, Callable[[Row], int]] = {
-    "lv_dilation": lambda r: lv_size_grade(float(r["lvedd_cm"]), r["sex"]),
-    "lv_hypertrophy": lambda r: wall_thickness_grade(float(r["wall_cm"]), r["sex"]),
-    "lv_systolic_dysfunction": lambda r: lvef_grade(float(r["lvef"]), r["sex"]),
-    "wall_motion_abnormality": lambda r: int(r["wall_motion"].strip() != "normal"),
-    "rv_dilation": lambda r: int(r["rv_dilation"]),
-    "rv_systolic_dysfunction": lambda r: _flag(r["rv_dysfunction"]),
-    "la_dilation": lambda r: int(r["la_dilation"]),
-    "ra_dilation": lambda r: int(r["ra_dilation"]),
-    "mitral_regurgitation": lambda r: int(r["mr"]),
-    "aortic_stenosis": lambda r: int(r["aortic_stenosis"]),
-    "aortic_regurgitation": lambda r: int(r["ar"]),
-    "tricuspid_regurgitation": lambda r: int(r["tr"]),
-    "pericardial_effusion": lambda r: int(r["effusion"]),
-    "dilated_ivc": lambda r: _flag(r["ivc_dilated"]),
-    "pulmonary_hypertension": lambda r: pasp_grade(float(r["pasp_mmhg"])),
-}
-"""Phenotype -> its grade 0-3 in a row of the simulated archive's ``truth/studies.csv``."""
-
-TRUTH_VALUES: Mapping[str, Callable[[Row], float]] = {
-    "lvef": lambda r: float(r["lvef"]),
-    "lvedd": lambda r: float(r["lvedd_cm"]),
-    "lvesd": lambda r: float(r["lvesd_cm"]),
-    "pasp": lambda r: float(r["pasp_mmhg"]),
-}
-"""Continuous phenotype -> its true value in a row of ``truth/studies.csv``."""
-
 
 def truth_by_study(retriever: CaseRetriever, archive: Path, pseudonym_key: bytes) -> dict[int, dict[str, str]]:
     """Stored study ID -> its row of ``truth/studies.csv``, matched through the keyed hash of the Study UID.
@@ -88,15 +52,9 @@ def truth_by_study(retriever: CaseRetriever, archive: Path, pseudonym_key: bytes
     Args:
         pseudonym_key: the key the archive was ingested with (``rag.ingest.pipeline.resolve_key``).
     """
-    from rag.ingest.deid import Pseudonymizer
-    from rag.simulate.archive import read_truth
+    from rag.train.truth import stored_truth
 
-    _, rows = read_truth(Path(archive))
-    pz = Pseudonymizer(pseudonym_key)
-    by_hash = {pz.uid(row["study_uid"]): row for row in rows}
-    with retriever.store.session() as s:
-        stored = s.execute(select(Study.id, Study.uid_hash)).all()
-    matched = {int(sid): dict(by_hash[h]) for sid, h in stored if h in by_hash}
+    matched = stored_truth(retriever.store, Path(archive), pseudonym_key)
     if not matched:
         raise RetrievalError(
             f"no stored study matches the truth of {archive}: ingest that archive with the same pseudonymisation key"
