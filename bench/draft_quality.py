@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,9 +36,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from rag.core.config import load_config
-    from rag.draft import Drafter, ExtractiveGenerator
+    from rag.draft import Drafter
     from rag.draft.studies import held_out_studies
-    from rag.eval.drafts import DraftQuality, add_baselines, prior_grades, score_report, stored_grades
+    from rag.eval.drafts import draft_quality
 
     cfg = load_config(home=args.workspace)
     drafter = Drafter(cfg, kb=None, checkpoint=args.checkpoint)
@@ -49,23 +48,8 @@ def main() -> int:
     if not studies:
         print("the checkpoint records no held-out study in this store")
         return 1
-    prior = prior_grades(stored_grades(drafter.store, s) for s in training)
-    measured = drafter.retriever.catalog.measurements
-    train_lvef = [measured[s]["lvef"] for s in training if "lvef" in measured.get(s, {})]
-    mean_lvef = statistics.fmean(train_lvef) if train_lvef else float("nan")
-    methods = {"top-1 copy": ExtractiveGenerator(agree_with_votes=False), "vote-agreeing": ExtractiveGenerator()}
-    quality = DraftQuality(studies, lvef_errors={"neighbour vote": [], "training mean": []})
-    for study in studies:
-        truth = stored_grades(drafter.store, study)
-        context = drafter.context(study)
-        for name, gen in methods.items():
-            quality.add(name, score_report(gen.generate(context), truth))
-        add_baselines(quality, truth, prior)
-        lvef = measured.get(study, {}).get("lvef")
-        voted = context.predictions.predictions["lvef"].value
-        if lvef is not None and voted is not None:
-            quality.lvef_errors["neighbour vote"].append(abs(voted - lvef))
-            quality.lvef_errors["training mean"].append(abs(mean_lvef - lvef))
+    # neighbours come from the training patients only, as for the fitted parts
+    quality = draft_quality(drafter.retriever.restricted(training), studies, training)
     print(f"{len(training)} training studies")
     print("\n".join(quality.lines()))
     if args.llm:

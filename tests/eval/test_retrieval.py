@@ -85,3 +85,27 @@ def test_evaluation_command_writes_json_markdown_plots_and_the_draft_table(
     svg = (out / "roc-learned.svg").read_text()
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     assert (out / "lvef-learned.svg").read_text().count("<circle") == data["tables"][2]["n_mae"]["lvef"]
+
+
+def test_no_test_patient_is_in_the_reference_or_the_fitted_table(embedded_archive: EmbeddedArchive) -> None:
+    store = open_store(embedded_archive.config.db_url)
+    try:
+        retriever = CaseRetriever(store, embeddings_folder=embedded_archive.embeddings, index_kind="flat")
+        catalog = retriever.catalog
+        held = sorted({catalog.studies[s].patient_pseudonym for s in catalog.studies})[:1]
+        report = evaluate_archive(
+            retriever,
+            embedded_archive.archive,
+            pseudonym_key=KEY.encode(),
+            val_fraction=0.5,
+            k=5,
+            fit_options={"steps": 3},
+            test_patients=held,
+        )
+        patient = {s: catalog.studies[s].patient_pseudonym for s in catalog.studies}
+    finally:
+        store.close()
+    tested = {patient[s] for s in report.test_studies}
+    assert tested == set(held)
+    assert not tested & {patient[s] for s in report.reference_studies}
+    assert report.fit is not None and report.n_test == len(report.test_studies)
