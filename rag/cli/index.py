@@ -21,7 +21,7 @@ from rag.core.errors import VectorIndexError
 
 if TYPE_CHECKING:
     from rag.core.config import RagConfig
-    from rag.index.store import IndexManifest
+    from rag.index.manifest import IndexManifest
 
 index_app = typer.Typer(help="Build, describe and verify vector indexes.", no_args_is_help=True)
 

@@ -103,8 +103,8 @@ def fit_view_weights_cmd(
 ) -> None:
     """Learn the section x view weight table from the stored archive and write it as a plain file."""
     from rag.retrieve.fit import fit_view_weights, split_patients
-    from rag.retrieve.thresholds import fit_thresholds, thresholds_path
-    from rag.retrieve.voting import NeighbourVoter
+    from rag.retrieve.thresholds import thresholds_path
+    from rag.retrieve.voting import NeighbourVoter, fit_thresholds
 
     with open_retriever(config, embeddings, start, "flat") as retriever:
         retriever.hard_views = hard
@@ -145,8 +145,8 @@ def fit_thresholds_cmd(
 ) -> None:
     """Fit the findings' vote thresholds on a validation split of patients (labels: their own reports)."""
     from rag.retrieve.fit import split_patients
-    from rag.retrieve.thresholds import fit_thresholds, thresholds_path
-    from rag.retrieve.voting import NeighbourVoter
+    from rag.retrieve.thresholds import thresholds_path
+    from rag.retrieve.voting import NeighbourVoter, fit_thresholds
 
     with open_retriever(config, embeddings, str(weights), "flat") as retriever:
         catalog = retriever.catalog

@@ -30,7 +30,8 @@ from rag.vocab.views import COARSE_VIEWS
 
 if TYPE_CHECKING:
     from rag.encoders.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
-    from rag.encoders.factory import build, create
+    from rag.encoders.create import create
+    from rag.encoders.factory import build
     from rag.encoders.model import EchoEncoder
     from rag.encoders.preprocess import batch_clips, batch_images, clip_to_tensor, image_to_tensor
     from rag.encoders.towers.mvit import load_echoprime_weights
@@ -39,7 +40,7 @@ VIEW_CLASSES: tuple[str, ...] = COARSE_VIEWS
 """Classes of the view heads: EchoPrime's 11 coarse views."""
 
 _LAZY: dict[str, str] = {
-    "create": "rag.encoders.factory",
+    "create": "rag.encoders.create",
     "build": "rag.encoders.factory",
     "EchoEncoder": "rag.encoders.model",
     "save_checkpoint": "rag.encoders.checkpoint",

@@ -19,9 +19,10 @@ from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rag.index.faiss_index import FaissIndex, FaissParams, build_index, choose_kind
+    from rag.index.manifest import IndexManifest
     from rag.index.milvus_index import MilvusIndex
     from rag.index.protocol import SearchFilter, VectorIndex
-    from rag.index.store import IndexManifest, load_index, manifest_for, read_manifest, save_index
+    from rag.index.store import load_index, manifest_for, read_manifest, save_index
 
 _LAZY: dict[str, str] = {
     "SearchFilter": "rag.index.protocol",
@@ -31,7 +32,7 @@ _LAZY: dict[str, str] = {
     "build_index": "rag.index.faiss_index",
     "choose_kind": "rag.index.faiss_index",
     "MilvusIndex": "rag.index.milvus_index",
-    "IndexManifest": "rag.index.store",
+    "IndexManifest": "rag.index.manifest",
     "load_index": "rag.index.store",
     "manifest_for": "rag.index.store",
     "read_manifest": "rag.index.store",

@@ -26,7 +26,7 @@ from rag.index.faiss_index import default_pq_m
 from rag.index.protocol import SearchFilter
 
 if TYPE_CHECKING:
-    from rag.index.store import IndexManifest
+    from rag.index.manifest import IndexManifest
 
 log = logging.getLogger(__name__)
 

@@ -11,29 +11,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from rag.core.errors import ManifestMismatchError, VectorIndexError
-from rag.core.manifest import VectorManifest, mismatch
+from rag.core.manifest import mismatch
 from rag.core.validation import format_validation_error
+from rag.index.manifest import IndexManifest
 from rag.index.protocol import VectorIndex
 
 MANIFEST = "manifest.json"
 SOURCES = ("clips", "images", "sections")
-
-
-class IndexManifest(VectorManifest):
-    """What an index holds and how it was built (``indexes/<name>/manifest.json``)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="Folder name under indexes/.")
-    backend: Literal["faiss", "milvus"]
-    kind: Literal["flat", "hnsw", "ivf_flat", "ivf_pq"]
-    count: int = Field(ge=0, description="Vectors in the index when it was saved.")
-    build_params: dict[str, Any] = Field(default_factory=dict, description="Back-end build and search parameters.")
-    source: Literal["clips", "images", "sections"] = Field(description="Which embeddings: clips, images or sections.")
-    embeddings_dir: str | None = Field(None, description="The `rag embed` folder the vectors came from.")
 
 
 def manifest_for(

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from rag.retrieve.retriever import CaseRetriever
     from rag.retrieve.sections import ReportSectionIndex
     from rag.retrieve.study import SectionEmbeddings, StudyIndex, clip_section_weights, study_section_embeddings
-    from rag.retrieve.thresholds import Thresholds, fit_thresholds, thresholds_path
-    from rag.retrieve.voting import NeighbourVoter, Prediction, StudyPredictions
+    from rag.retrieve.thresholds import Thresholds, thresholds_path
+    from rag.retrieve.voting import NeighbourVoter, Prediction, StudyPredictions, fit_thresholds
     from rag.retrieve.weights import ViewWeights
 
 _LAZY: dict[str, str] = {
@@ -49,7 +49,7 @@ _LAZY: dict[str, str] = {
     "Prediction": "rag.retrieve.voting",
     "StudyPredictions": "rag.retrieve.voting",
     "Thresholds": "rag.retrieve.thresholds",
-    "fit_thresholds": "rag.retrieve.thresholds",
+    "fit_thresholds": "rag.retrieve.voting",
     "thresholds_path": "rag.retrieve.thresholds",
     "FitResult": "rag.retrieve.fit",
     "fit_view_weights": "rag.retrieve.fit",

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rag.core.errors import RetrievalError
-from rag.retrieve.voting import NeighbourVoter
 from rag.vocab.findings import PHENOTYPES
 
-__all__ = ["Thresholds", "best_threshold", "fit_thresholds", "thresholds_path"]
+__all__ = ["Thresholds", "best_threshold", "thresholds_path"]
 
 log = logging.getLogger(__name__)
 
@@ -122,67 +120,3 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "you
         if value > best_v + 1e-12:
             best_t, best_v = float(t), float(value)
     return best_t, best_v
-
-
-def fit_thresholds(
-    voter: NeighbourVoter,
-    study_ids: Iterable[int],
-    *,
-    criterion: str = "youden",
-    labels: Mapping[str, Mapping[int, int]] | None = None,
-    exclude_same_patient: bool = True,
-) -> Thresholds:
-    """Fit each finding's threshold on validation studies.
-
-    Args:
-        voter: the voter whose probabilities are thresholded.
-        study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
-        criterion: ``youden`` or ``f1``.
-        labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
-            section text read with the same keyword rules as the votes.
-        exclude_same_patient: as in retrieval.
-
-    Returns: the thresholds; phenotypes whose validation labels have one class only are skipped.
-    """
-    findings = [p for p in voter.phenotypes.values() if p.kind == "finding"]
-    probs: dict[str, list[float]] = {p.name: [] for p in findings}
-    ys: dict[str, list[int]] = {p.name: [] for p in findings}
-    for study_id in study_ids:
-        prediction = voter.predict(
-            study_id, names=[p.name for p in findings], exclude_same_patient=exclude_same_patient
-        )
-        own = voter.report_labels(study_id) if labels is None else None
-        for p in findings:
-            pred = prediction.predictions[p.name]
-            if pred.probability is None:
-                continue
-            if labels is not None:
-                grade = labels.get(p.name, {}).get(int(study_id))
-            else:
-                assert own is not None
-                grade = int(own[p.name]) if p.name in own else None
-            if grade is None:
-                continue
-            probs[p.name].append(pred.probability)
-            ys[p.name].append(int(grade >= p.positive_grade))
-    values: dict[str, float] = {}
-    scores: dict[str, float] = {}
-    support: dict[str, tuple[int, int]] = {}
-    skipped: dict[str, str] = {}
-    for p in findings:
-        y = np.array(ys[p.name], dtype=int)
-        support[p.name] = (int(y.sum()), int(len(y) - y.sum()))
-        if y.sum() == 0 or y.sum() == len(y):
-            skipped[p.name] = f"validation labels of one class only ({support[p.name][0]} positive of {len(y)})"
-            continue
-        values[p.name], scores[p.name] = best_threshold(np.array(probs[p.name]), y, criterion)
-    weights = voter.retriever.weights
-    return Thresholds(
-        values=values,
-        criterion=criterion,
-        scores=scores,
-        support=support,
-        k=voter.k,
-        weights=f"{weights.name}@{weights.fingerprint}",
-        skipped=skipped,
-    )

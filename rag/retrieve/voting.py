@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from rag.core.errors import RetrievalError
 from rag.index.catalog import Catalog
 from rag.retrieve.results import RetrievalParams, SectionHit
 from rag.retrieve.retriever import CaseRetriever
+from rag.retrieve.thresholds import Thresholds, best_threshold
 from rag.vocab.findings import PHENOTYPES, Phenotype
 from rag.vocab.grades import statement_grade
 from rag.vocab.sections import ECHO_SECTIONS
@@ -40,10 +41,9 @@ __all__ = [
     "NeighbourVoter",
     "Prediction",
     "StudyPredictions",
+    "fit_thresholds",
 ]
 
-if TYPE_CHECKING:
-    from rag.retrieve.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -346,3 +346,67 @@ class NeighbourVoter:
             neighbours=[(h.study_id, h.similarity) for h in hits],
             n_searched=len(hits),
         )
+
+
+def fit_thresholds(
+    voter: NeighbourVoter,
+    study_ids: Iterable[int],
+    *,
+    criterion: str = "youden",
+    labels: Mapping[str, Mapping[int, int]] | None = None,
+    exclude_same_patient: bool = True,
+) -> Thresholds:
+    """Fit each finding's threshold on validation studies.
+
+    Args:
+        voter: the voter whose probabilities are thresholded.
+        study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
+        criterion: ``youden`` or ``f1``.
+        labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
+            section text read with the same keyword rules as the votes.
+        exclude_same_patient: as in retrieval.
+
+    Returns: the thresholds; phenotypes whose validation labels have one class only are skipped.
+    """
+    findings = [p for p in voter.phenotypes.values() if p.kind == "finding"]
+    probs: dict[str, list[float]] = {p.name: [] for p in findings}
+    ys: dict[str, list[int]] = {p.name: [] for p in findings}
+    for study_id in study_ids:
+        prediction = voter.predict(
+            study_id, names=[p.name for p in findings], exclude_same_patient=exclude_same_patient
+        )
+        own = voter.report_labels(study_id) if labels is None else None
+        for p in findings:
+            pred = prediction.predictions[p.name]
+            if pred.probability is None:
+                continue
+            if labels is not None:
+                grade = labels.get(p.name, {}).get(int(study_id))
+            else:
+                assert own is not None
+                grade = int(own[p.name]) if p.name in own else None
+            if grade is None:
+                continue
+            probs[p.name].append(pred.probability)
+            ys[p.name].append(int(grade >= p.positive_grade))
+    values: dict[str, float] = {}
+    scores: dict[str, float] = {}
+    support: dict[str, tuple[int, int]] = {}
+    skipped: dict[str, str] = {}
+    for p in findings:
+        y = np.array(ys[p.name], dtype=int)
+        support[p.name] = (int(y.sum()), int(len(y) - y.sum()))
+        if y.sum() == 0 or y.sum() == len(y):
+            skipped[p.name] = f"validation labels of one class only ({support[p.name][0]} positive of {len(y)})"
+            continue
+        values[p.name], scores[p.name] = best_threshold(np.array(probs[p.name]), y, criterion)
+    weights = voter.retriever.weights
+    return Thresholds(
+        values=values,
+        criterion=criterion,
+        scores=scores,
+        support=support,
+        k=voter.k,
+        weights=f"{weights.name}@{weights.fingerprint}",
+        skipped=skipped,
+    )

@@ -13,7 +13,7 @@ the held-out evaluation of each epoch and the loop that writes checkpoints.
 - :mod:`rag.train.augment`: random re-acquisition of training clips;
 - :mod:`rag.train.losses`: the losses of one batch;
 - :mod:`rag.train.evaluate`: the held-out evaluation that ends every epoch;
-- :mod:`rag.train.loop`: :class:`TrainConfig` and :func:`train` (checkpoints, resume).
+- :mod:`rag.train.config`: :class:`TrainConfig`; :mod:`rag.train.loop`: :func:`train` (checkpoints, resume).
 
 Importing this package imports neither torch nor the store: names load on first use.
 """
@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 from rag.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from rag.train.loop import TrainConfig, train
+    from rag.train.config import TrainConfig
+    from rag.train.loop import train
 
 _LAZY: dict[str, str] = {
-    "TrainConfig": "rag.train.loop",
+    "TrainConfig": "rag.train.config",
     "train": "rag.train.loop",
 }
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.store import Store
+from rag.train.config import TrainConfig
 from rag.train.data import (
     ClipItem,
     TextEncoder,
@@ -69,31 +70,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    encoder: str = "echo-video-tiny"
-    out: Path = Path("checkpoints")
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.2
-    seed: int = 0
-    device: str = "cpu"
-    workers: int = 1
-    view_loss_weight: float = 1.0
-    section_loss_weight: float = 0.5
-    finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
-    text_loss_weight: float = 0.5  # report<->report InfoNCE, finding-affinity targets at T = finding_temperature or 0.5
-    finding_loss_weight: float = 2.0  # finding head on the clip embedding, view-shown findings only (0: off)
-    schedule: str = "cosine"  # learning rate over the run: "cosine" (decays to 0 at the last step) or "constant"
-    stop_after: int | None = None  # end after this epoch (resume later to finish the same run and schedule)
-    augment: bool = True  # random gain/gamma/zoom/shift/rotation of training clips
-    resume: bool = False
-    precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
-    progress: bool = True
 
 
 @dataclass

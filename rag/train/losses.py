@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from rag.encoders.model import EchoEncoder
-    from rag.train.loop import TrainConfig
+    from rag.train.config import TrainConfig
 
 __all__ = ["TEXT_POOL", "batch_loss"]
 

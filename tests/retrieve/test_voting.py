@@ -8,8 +8,8 @@ import pytest
 
 from rag.core.errors import RetrievalError
 from rag.retrieve.retriever import CaseRetriever
-from rag.retrieve.thresholds import Thresholds, best_threshold, fit_thresholds, thresholds_path
-from rag.retrieve.voting import NeighbourVoter
+from rag.retrieve.thresholds import Thresholds, best_threshold, thresholds_path
+from rag.retrieve.voting import NeighbourVoter, fit_thresholds
 from rag.retrieve.weights import ViewWeights
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.sections import ECHO_SECTIONS
