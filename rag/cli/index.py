@@ -18,6 +18,7 @@ import typer
 
 from rag.cli.common import ConfigOpt, friendly
 from rag.core.errors import VectorIndexError
+from rag.core.lookup import look_up_option
 
 if TYPE_CHECKING:
     from rag.core.config import RagConfig
@@ -56,17 +57,6 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _embeddings_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise VectorIndexError(
-            f"{folder} is not an embeddings folder from `rag embed` (no manifest.json); "
-            "pass --embeddings <workspace>/embeddings/<encoder>@<sha12>"
-        )
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
 @index_app.command("build")
 @friendly
 def build(
@@ -91,13 +81,13 @@ def build(
     from rag.encoders.embed import KINDS, load_embeddings
     from rag.index.faiss_index import KINDS as INDEX_KINDS
     from rag.index.faiss_index import build_index, choose_kind
+    from rag.index.library import embeddings_manifest
     from rag.index.protocol import VectorIndex
     from rag.index.store import MANIFEST, save_index_of_embeddings
 
     if source not in KINDS:
         raise VectorIndexError(f"Unknown source '{source}'. Available: {list(KINDS)}")
-    if kind != "auto" and kind not in INDEX_KINDS:
-        raise VectorIndexError(f"Unknown index kind '{kind}'. Available: ['auto', {', '.join(map(repr, INDEX_KINDS))}]")
+    look_up_option(kind, ("auto", *INDEX_KINDS), what="index kind", error=VectorIndexError)
     if backend not in ("faiss", "milvus"):
         raise VectorIndexError(f"Unknown backend '{backend}'. Available: ['faiss', 'milvus']")
     cfg = _config(config)
@@ -105,7 +95,7 @@ def build(
     folder = cfg.indexes_dir / name
     if (folder / MANIFEST).exists() and not force:
         raise VectorIndexError(f"Index '{name}' already exists at {folder}; pass --force to replace it")
-    emb_manifest = _embeddings_manifest(embeddings)
+    emb_manifest = embeddings_manifest(embeddings)
     if not (embeddings / f"{source}.ids.npy").is_file():
         have = [k for k in KINDS if (embeddings / f"{k}.ids.npy").is_file()]
         raise VectorIndexError(f"{embeddings} holds no {source} vectors (it holds {have}); run `rag embed` first")
@@ -222,6 +212,7 @@ def run_checks(
     import numpy as np
 
     from rag.encoders.embed import load_embeddings
+    from rag.index.library import embeddings_manifest
     from rag.index.store import load_index, read_manifest
 
     problems: list[str] = []
@@ -240,7 +231,7 @@ def run_checks(
     if emb_dir is None:
         echo("embeddings: not found, skipped (checked the index against itself only)")
     else:
-        emb_manifest = _embeddings_manifest(emb_dir)
+        emb_manifest = embeddings_manifest(emb_dir)
         for key in ("encoder", "checkpoint_sha256", "dim"):
             if emb_manifest.get(key) != getattr(manifest, key):
                 problems.append(
@@ -318,8 +309,7 @@ def library_cmd(
     from rag.index.library import LIBRARY_DIR, CaseLibrary
     from rag.store import open_store
 
-    if kind != "auto" and kind not in INDEX_KINDS:
-        raise VectorIndexError(f"Unknown index kind '{kind}'. Available: ['auto', {', '.join(map(repr, INDEX_KINDS))}]")
+    look_up_option(kind, ("auto", *INDEX_KINDS), what="index kind", error=VectorIndexError)
     cfg = _config(config)
     folder = out if out is not None else cfg.indexes_dir / LIBRARY_DIR
     source = embeddings if embeddings is not None else _workspace_embeddings(cfg)

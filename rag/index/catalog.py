@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from rag.core.arrays import find, lookup
 from rag.core.clipfile import write_atomic
 from rag.core.errors import UnknownStudyError, VectorIndexError
 from rag.store import Clip, Measurement, Patient, Report, ReportSection, Series, Store, Study
@@ -62,19 +63,13 @@ class StudyInfo:
     study_date: dt.date | None
 
 
-def _find(sorted_ids: np.ndarray, key: int) -> int | None:
-    """Row of ``key`` in ascending ``sorted_ids``, or None."""
-    row = int(np.searchsorted(sorted_ids, key))
-    return row if row < len(sorted_ids) and int(sorted_ids[row]) == key else None
-
-
 class _Studies(Mapping[int, StudyInfo]):
     def __init__(self, catalog: Catalog) -> None:
         self._c = catalog
 
     def __getitem__(self, study_id: int) -> StudyInfo:
         c = self._c
-        row = _find(c.study_ids, int(study_id))
+        row = find(c.study_ids, int(study_id))
         if row is None:
             raise KeyError(study_id)
         ordinal = int(c.study_date[row])
@@ -93,7 +88,7 @@ class _Studies(Mapping[int, StudyInfo]):
         return len(self._c.study_ids)
 
     def __contains__(self, study_id: object) -> bool:
-        return isinstance(study_id, int | np.integer) and _find(self._c.study_ids, int(study_id)) is not None
+        return isinstance(study_id, int | np.integer) and find(self._c.study_ids, int(study_id)) is not None
 
 
 class _ByKey(Mapping[int, int]):
@@ -103,7 +98,7 @@ class _ByKey(Mapping[int, int]):
         self._keys, self._values, self._missing = keys, values, missing
 
     def __getitem__(self, key: int) -> int:
-        row = _find(self._keys, int(key))
+        row = find(self._keys, int(key))
         if row is None or (self._missing is not None and int(self._values[row]) == self._missing):
             raise KeyError(key)
         return int(self._values[row])
@@ -364,10 +359,7 @@ class Catalog:
     def _lookup(self, study_ids: np.ndarray, values: np.ndarray, missing: int) -> np.ndarray:
         ids = np.asarray(study_ids, dtype=np.int64)
         out = np.full(len(ids), missing, dtype=np.int64)
-        if not len(self.study_ids) or not len(ids):
-            return out
-        rows = np.minimum(np.searchsorted(self.study_ids, ids), len(self.study_ids) - 1)
-        found = self.study_ids[rows] == ids
+        rows, found = lookup(self.study_ids, ids)
         out[found] = values[rows[found]]
         return out
 

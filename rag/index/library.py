@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
+from rag.core.arrays import lookup
 from rag.core.clipfile import write_atomic
 from rag.core.errors import ManifestMismatchError, VectorIndexError
 from rag.core.manifest import VectorManifest, mismatch
@@ -219,19 +221,17 @@ class CaseLibrary:
             self._indexes[code] = found
         return found
 
-    def views_of(self, study_id: int) -> frozenset[str]:
-        """The views a study has clips of (declared, else predicted)."""
-        rows = self.catalog.study_ids
-        row = int(np.searchsorted(rows, int(study_id)))
-        if row >= len(rows) or int(rows[row]) != int(study_id):
-            return frozenset()
-        mask = int(self.study_views[row])
-        return frozenset(v for i, v in enumerate(COARSE_VIEWS) if mask >> i & 1)
+    def stated_grades(self, section_ids: Sequence[int], finding: str) -> np.ndarray:
+        """(n,) int: the grade of ``finding`` each report section's text states (0 for sections not catalogued).
 
-    def studies_with_views(self, views: frozenset[str]) -> np.ndarray:
-        """Ascending study IDs with a clip of at least one of ``views``."""
-        bits = sum(1 << COARSE_VIEWS.index(v) for v in views if v in COARSE_VIEWS)
-        return np.asarray(self.catalog.study_ids[(np.asarray(self.study_views) & bits) != 0], dtype=np.int64)
+        Raises:
+            VectorIndexError: the library holds no grades of ``finding``.
+        """
+        if finding not in self.manifest.findings:
+            raise VectorIndexError(f"the case library has no grades of {finding!r}; it holds {self.manifest.findings}")
+        rows, found = lookup(self.catalog.section_ids, np.asarray(section_ids, dtype=np.int64))
+        grades = np.asarray(self.grades[rows, self.manifest.findings.index(finding)], dtype=np.int64)
+        return np.where(found, grades, 0)
 
     # -- building -------------------------------------------------------------------------------------
 
@@ -294,7 +294,9 @@ class CaseLibrary:
 
         Report sections the store gained are added to their section's index, ones it lost removed; the
         catalog, clip table, grades and view masks are rewritten (they are small beside the vectors).
-        Returns the counts of added and removed report sections and clips.
+        Returns the counts of added and removed report sections and clips. The manifest is taken away
+        while the folder changes and written back last: an update that fails half-way leaves a folder
+        that is refused with the rebuild command, never one that looks complete.
 
         Raises:
             ManifestMismatchError: the embeddings come from another encoder or checkpoint.
@@ -323,13 +325,15 @@ class CaseLibrary:
         removed = np.setdiff1d(old_ids, new_ids)
         grades = np.zeros((len(new_ids), len(FINDINGS)), dtype=np.int8)
         kept_new = np.isin(new_ids, old_ids)
-        grades[kept_new] = np.asarray(self.grades)[np.searchsorted(old_ids, new_ids[kept_new])]
+        grades[kept_new] = np.asarray(self.grades)[lookup(old_ids, new_ids[kept_new])[0]]
         fresh = ~kept_new
         if fresh.any():
             grades[fresh] = section_grades(
                 Catalog.texts(store, new_ids[fresh]), new_ids[fresh], catalog.section_codes[fresh]
             )
         view_classes = tuple(self.manifest.view_classes)
+        # everything is read; from here the folder changes, so it counts as incomplete until the manifest is back
+        (self.folder / _MANIFEST).unlink(missing_ok=True)
         for code, section in enumerate(ECHO_SECTIONS):
             gone = removed[np.isin(removed, old_ids[np.asarray(self.catalog.section_codes) == code])]
             new = added[np.isin(added, new_ids[catalog.section_codes == code])]
@@ -391,10 +395,6 @@ class CaseLibrary:
     def _save_index(self, code: int, index: VectorIndex) -> None:
         from rag.index.store import manifest_for, save_index
 
-        if len(index) == 0 and getattr(index, "is_trained", True) is False:
-            from rag.index.faiss_index import build_index
-
-            index = build_index(np.zeros((0, self.manifest.dim), np.float32), np.zeros(0, np.int64), kind="flat")
         manifest = manifest_for(
             index,
             name=f"section-{code:02d}",

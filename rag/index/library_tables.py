@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.core.arrays import lookup
 from rag.core.clipfile import write_atomic
 from rag.core.errors import VectorIndexError
 from rag.index.catalog import Catalog
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.grades import statement_grade
 from rag.vocab.sections import ECHO_SECTIONS
-from rag.vocab.views import COARSE_VIEWS
+from rag.vocab.views import view_bits
 
 __all__ = [
     "FINDINGS",
@@ -125,24 +126,18 @@ def study_view_masks(catalog: Catalog, clips: ClipTable, view_classes: tuple[str
 
     A clip counts by the view its source declared, else by the view head's most probable class.
     """
-    bit = {v: 1 << i for i, v in enumerate(COARSE_VIEWS)}
     masks = np.zeros(len(catalog.study_ids), dtype=np.int32)
 
     def mark(study: np.ndarray, bits: np.ndarray) -> None:
-        rows = np.searchsorted(catalog.study_ids, study)
-        ok = (rows < len(catalog.study_ids)) & (
-            catalog.study_ids[np.minimum(rows, len(catalog.study_ids) - 1)] == study
-        )
+        rows, ok = lookup(catalog.study_ids, study)
         np.bitwise_or.at(masks, rows[ok], bits[ok])
 
     declared = catalog.clip_view >= 0
     mark(catalog.clip_study[declared], (1 << catalog.clip_view[declared].astype(np.int32)).astype(np.int32))
     if len(clips.ids):
-        predicted = np.array([bit.get(view_classes[int(i)], 0) for i in np.argmax(clips.view_probs, axis=1)], np.int32)
-        rows = np.searchsorted(catalog.clip_ids, clips.ids)
-        known = (rows < len(catalog.clip_ids)) & (
-            catalog.clip_ids[np.minimum(rows, len(catalog.clip_ids) - 1)] == clips.ids
-        )
+        class_bits = np.array([view_bits([v]) for v in view_classes], np.int32)
+        predicted = class_bits[np.argmax(clips.view_probs, axis=1)]
+        rows, known = lookup(catalog.clip_ids, clips.ids)
         undeclared = known.copy()
         undeclared[known] = catalog.clip_view[rows[known]] < 0
         mark(clips.study[undeclared], predicted[undeclared])
@@ -152,12 +147,7 @@ def study_view_masks(catalog: Catalog, clips: ClipTable, view_classes: tuple[str
 def clip_table(catalog: Catalog, ids: np.ndarray, vectors: np.ndarray, view_probs: np.ndarray) -> ClipTable:
     """The embedded clips that are still stored, with their study, sorted by study."""
     ids = np.asarray(ids, np.int64)
-    rows = np.searchsorted(catalog.clip_ids, ids)
-    known = (
-        (rows < len(catalog.clip_ids)) & (catalog.clip_ids[np.minimum(rows, max(len(catalog.clip_ids) - 1, 0))] == ids)
-        if len(catalog.clip_ids)
-        else np.zeros(len(ids), bool)
-    )
+    rows, known = lookup(catalog.clip_ids, ids)
     if not known.all():
         log.warning("%d clip vectors belong to clips no longer stored; left out", int((~known).sum()))
     return ClipTable.sorted_by_study(
@@ -169,12 +159,8 @@ def aligned_section_vectors(catalog: Catalog, ids: np.ndarray, vectors: np.ndarr
     """(n, dim) float32 aligned with ``catalog.section_ids``; zero rows for sections without a vector."""
     out = np.zeros((len(catalog.section_ids), dim), dtype=np.float32)
     ids = np.asarray(ids, np.int64)
-    if not len(ids) or not len(catalog.section_ids):
-        return out
     order = np.argsort(ids)
-    sorted_ids = ids[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, catalog.section_ids), len(sorted_ids) - 1)
-    found = sorted_ids[pos] == catalog.section_ids
+    pos, found = lookup(ids[order], catalog.section_ids)
     out[found] = np.asarray(vectors, np.float32)[order[pos[found]]]
     missing = int((~found).sum())
     if missing:

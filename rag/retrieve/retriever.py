@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.core.arrays import find
 from rag.core.errors import RetrievalError
 from rag.index.catalog import Catalog
 from rag.retrieve.loading import Loaded, from_embeddings, from_library
@@ -33,7 +34,7 @@ from rag.store import Store
 if TYPE_CHECKING:
     from rag.index.library import CaseLibrary
 from rag.vocab.sections import ECHO_SECTIONS
-from rag.vocab.views import COARSE_VIEWS
+from rag.vocab.views import COARSE_VIEWS, view_bits, views_of_bits
 
 __all__ = ["CaseRetriever"]
 
@@ -185,12 +186,8 @@ class CaseRetriever:
     def study_views(self, study_id: int) -> frozenset[str]:
         """The views a study has clips of (the declared view, else the predicted one)."""
         loaded = self._load()
-        ids = loaded.catalog.study_ids
-        row = int(np.searchsorted(ids, int(study_id)))
-        if row >= len(ids) or int(ids[row]) != int(study_id):
-            return frozenset()
-        mask = int(loaded.view_masks[row])
-        return frozenset(v for i, v in enumerate(COARSE_VIEWS) if mask >> i & 1)
+        row = find(loaded.catalog.study_ids, int(study_id))
+        return frozenset() if row is None else views_of_bits(int(loaded.view_masks[row]))
 
     def section_embeddings(self, study_id: int) -> SectionEmbeddings:
         """The query study's 15 section embeddings (all without evidence when it has no embedded clip)."""
@@ -202,7 +199,7 @@ class CaseRetriever:
 
     def _studies_with_views(self, views: Iterable[str]) -> np.ndarray:
         loaded = self._load()
-        bits = sum(1 << COARSE_VIEWS.index(v) for v in frozenset(views) if v in COARSE_VIEWS)
+        bits = view_bits(views)
         return np.asarray(loaded.catalog.study_ids[(loaded.view_masks & bits) != 0], dtype=np.int64)
 
     def _filters(

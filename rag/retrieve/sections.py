@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.core.arrays import lookup
 from rag.core.errors import RetrievalError
 from rag.index.catalog import Catalog
 from rag.retrieve.study import IndexFactory, IndexKind
@@ -333,11 +334,10 @@ class ReportSectionIndex:
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of section IDs in this index. Returns: (n,) int64."""
-        ids = np.asarray(ids, dtype=np.int64)
-        rows = np.searchsorted(self.ids, ids)
-        if len(ids) and (np.any(rows >= len(self.ids)) or np.any(self.ids[np.minimum(rows, len(self.ids) - 1)] != ids)):
+        rows, found = lookup(self.ids, np.asarray(ids, dtype=np.int64))
+        if not found.all():
             raise RetrievalError("some report section IDs are not in the index")
-        return rows.astype(np.int64)
+        return rows
 
     def study_of(self, section_id: int) -> int:
         return int(self.study_ids[self.rows(np.array([section_id]))[0]])

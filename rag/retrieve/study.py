@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from rag.core.arrays import find
 from rag.core.errors import RetrievalError, UnknownStudyError
 from rag.retrieve.weights import ViewWeights
 from rag.vocab.sections import ECHO_SECTIONS
@@ -204,8 +205,7 @@ class StudyIndex:
         return self._all_weights
 
     def _row_of(self, study_id: int) -> int | None:
-        row = int(np.searchsorted(self.study_ids, int(study_id)))
-        return row if row < len(self.study_ids) and int(self.study_ids[row]) == int(study_id) else None
+        return find(self.study_ids, int(study_id))
 
     @property
     def dim(self) -> int:

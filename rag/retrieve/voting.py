@@ -170,13 +170,7 @@ class NeighbourVoter:
         ids = [int(i) for i in section_ids]
         library = self.retriever.library
         if library is not None and phenotype.name in library.manifest.findings:  # read once when it was built
-            col = library.manifest.findings.index(phenotype.name)
-            known = np.asarray(library.catalog.section_ids)
-            rows = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
-            return {
-                i: int(library.grades[r, col]) if len(known) and int(known[r]) == i else 0
-                for i, r in zip(ids, rows, strict=True)
-            }
+            return dict(zip(ids, library.stated_grades(ids, phenotype.name).tolist(), strict=True))
         todo = [i for i in ids if (i, phenotype.name) not in self._grades]
         if todo:
             texts = Catalog.texts(self.retriever.store, todo)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from rag.core.errors import RagError
 from rag.store import Store, Study
 
 __all__ = ["stored_truth"]
@@ -18,7 +19,16 @@ def stored_truth(store: Store, archive: Path, pseudonym_key: bytes) -> dict[int,
         pseudonym_key: the key the archive was ingested with (``rag.ingest.pipeline.resolve_key``).
 
     Returns an empty mapping when no stored study comes from the archive (another archive or key).
+
+    Raises:
+        RagError: ``archive`` is not a simulated archive (no ``truth/studies.csv`` and ``truth/clips.csv``).
     """
+    missing = [n for n in ("studies.csv", "clips.csv") if not (Path(archive) / "truth" / n).is_file()]
+    if missing:
+        raise RagError(
+            f"'{archive}' is not a simulated archive: truth/{', truth/'.join(missing)} missing; pass the folder "
+            "that `rag simulate --out` wrote"
+        )
     from rag.ingest.deid import Pseudonymizer
     from rag.simulate.archive import read_truth
 

@@ -7,6 +7,7 @@ description); the view classifier of the encoder stage predicts views from pixel
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,16 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"\b(PSAX|PS ?SAX|PARASTERNAL SHORT|SAX|SHORT AXIS)\b", "Parasternal_Short"),
 )
 _DOPPLER = re.compile(r"\b(DOPPLER|COLOU?R|CFM|CFI|CF|MR|AR|AI|TR|PR|FLOW)\b")
+
+
+def view_bits(views: Iterable[str]) -> int:
+    """A bit mask of views: bit ``i`` stands for ``COARSE_VIEWS[i]`` (names outside it are ignored)."""
+    return sum(1 << COARSE_VIEWS.index(v) for v in set(views) if v in COARSE_VIEWS)
+
+
+def views_of_bits(mask: int) -> frozenset[str]:
+    """The views a :func:`view_bits` mask holds."""
+    return frozenset(v for i, v in enumerate(COARSE_VIEWS) if mask >> i & 1)
 
 
 @dataclass(frozen=True)

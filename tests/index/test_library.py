@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -154,3 +155,57 @@ def test_drafter_without_a_library_names_the_command(workspace_copy: RagConfig) 
     with pytest.raises(DraftingError, match="rag index library"):
         _ = drafter.retriever
     drafter.store.close()
+
+
+def test_a_damaged_library_is_refused_with_the_rebuild_command(workspace_copy: RagConfig) -> None:
+    folder = _library(workspace_copy)
+    (folder / "catalog" / "section_ids.npy").write_bytes(b"not an array")
+    with pytest.raises(VectorIndexError, match=r"cannot be read.*rag index library"):
+        CaseLibrary.open(folder)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(VectorIndexError, match=r"not a case-library manifest.*rag index library"):
+        CaseLibrary.open(folder)
+
+
+def test_a_failed_build_leaves_no_library_and_a_foreign_update_changes_nothing(
+    workspace_copy: RagConfig, tmp_path: Path
+) -> None:
+    store = open_store(workspace_copy.db_url)
+    try:
+        target = tmp_path / "lib"
+        with pytest.raises(VectorIndexError, match="not an embeddings folder"):
+            CaseLibrary.build(store, tmp_path / "no-embeddings", target)
+        assert not (target / "manifest.json").exists()
+
+        folder = _library(workspace_copy)
+        before = (folder / "manifest.json").read_bytes()
+        emb = next((workspace_copy.home / "embeddings").iterdir())
+        manifest = json.loads((emb / "manifest.json").read_text())
+        manifest["checkpoint_sha256"] = "f" * 64
+        (emb / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ManifestMismatchError, match="checkpoint"):
+            CaseLibrary.open(folder).update(store, emb)
+        assert (folder / "manifest.json").read_bytes() == before
+        CaseLibrary.open(folder, store=store)  # still whole and current
+    finally:
+        store.close()
+
+
+def test_library_command_builds_and_names_bad_settings(workspace_copy: RagConfig, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    config = tmp_path / "rag.yaml"
+    config.write_text(yaml.safe_dump({"home": str(workspace_copy.home), "pseudonym_key": KEY}))
+    runner = CliRunner()
+    out = tmp_path / "lib"
+    built = runner.invoke(app, ["index", "library", "--out", str(out), "-c", str(config)])
+    assert built.exit_code == 0, built.output
+    assert "built" in built.output and (out / "manifest.json").is_file()
+    bad = runner.invoke(app, ["index", "library", "--kind", "hnws", "--out", str(out), "-c", str(config)])
+    assert bad.exit_code == 2 and "Unknown index kind 'hnws'" in bad.output
+    (workspace_copy.home / "checkpoints" / "last.pt").unlink()
+    missing = runner.invoke(app, ["index", "library", "--out", str(tmp_path / "x"), "-c", str(config)])
+    assert missing.exit_code == 2 and "no checkpoint" in missing.output and "--embeddings" in missing.output

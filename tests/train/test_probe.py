@@ -33,3 +33,33 @@ def test_probe_trains_on_some_patients_and_scores_the_others(embedded_archive: E
     assert len(result.lines) == 1 and "loss" in result.lines[0]
     table = "\n".join(result.table())
     assert "| pericardial_effusion |" in table and "| lvef (%) |" in table
+
+
+def test_probe_names_an_archive_that_is_not_one_or_not_this_stores(
+    embedded_archive: EmbeddedArchive, tmp_path: Path
+) -> None:
+    import shutil
+
+    import pytest
+
+    from rag.core.errors import RagError
+    from rag.train.probe import ProbeError
+
+    cfg = embedded_archive.config
+    settings = ProbeConfig(frames=2, size=16, epochs=1)
+    store = open_store(cfg.db_url)
+    try:
+        with pytest.raises(RagError, match=r"not a simulated archive: truth/studies.csv, truth/clips.csv missing"):
+            build_probe_data(store, cfg.media_dir, tmp_path, KEY.encode(), tmp_path / "cache", settings)
+        with pytest.raises(ProbeError, match="same pseudonym key"):  # right archive, wrong key
+            build_probe_data(
+                store, cfg.media_dir, embedded_archive.archive, b"another-key-42", tmp_path / "cache", settings
+            )
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+        other = tmp_path / "other"
+        shutil.copytree(embedded_archive.archive / "truth", other / "truth")
+        (other / "truth" / "studies.csv").write_text("patient_id,study_uid\n")  # a truth of no stored study
+        with pytest.raises(ProbeError, match="no stored cine matches"):
+            build_probe_data(store, cfg.media_dir, other, KEY.encode(), tmp_path / "cache", settings)
+    finally:
+        store.close()

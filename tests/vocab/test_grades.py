@@ -79,3 +79,18 @@ def test_rules_read_simulated_reports_like_their_truth() -> None:
                 assert statement_grade(text, rule) == truth[field], (name, text)
                 checked[name] += 1
     assert min(checked.values()) >= 20
+
+
+def test_every_findings_wording_reads_back_as_its_grade() -> None:
+    import pytest
+
+    from rag.core.errors import ConfigError
+    from rag.vocab.findings import PHENOTYPES
+
+    for p in PHENOTYPES.values():
+        if p.kind == "finding":
+            assert p.rule is not None
+            for grade in range(4):
+                assert statement_grade(p.wording(grade), p.rule) == grade, (p.name, grade, p.wording(grade))
+    with pytest.raises(ConfigError, match="grade must be 0-3"):
+        PHENOTYPES["mitral_regurgitation"].wording(4)
