@@ -128,9 +128,21 @@ def train(
         int | None,
         typer.Option(min=1, help="End after this epoch; `--resume` later finishes the same run and schedule."),
     ] = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            help="Decode every clip once into a memory-mapped uint8 cache under <home>/cache and train from it "
+            "(no file decoding per step)."
+        ),
+    ] = True,
+    section_loss_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the clip<->section loss.")] = 0.5,
+    text_loss_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the report<->report loss.")] = 0.5,
     config: ConfigOpt = None,
 ) -> None:
-    """Train an encoder contrastively on the stored clips and reports (prints one line per epoch)."""
+    """Train an encoder on the stored clips and reports: contrastive losses, views, finding and measurement heads.
+
+    Prints one line per epoch with held-out figures and saves a checkpoint per epoch.
+    """
     from rag.core.config import load_config
     from rag.store import open_store
     from rag.train.loop import TrainConfig
@@ -156,6 +168,9 @@ def train(
             schedule=schedule,
             stop_after=stop_after,
             progress=sys.stderr.isatty(),
+            cache_dir=cfg.home / "cache" if cache else None,
+            section_loss_weight=section_loss_weight,
+            text_loss_weight=text_loss_weight,
         )
         result = run_train(store, cfg.media_dir, tc, log_line=typer.echo)
     finally:

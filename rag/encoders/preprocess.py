@@ -22,8 +22,8 @@ from rag.core.errors import EncoderInputError
 from rag.encoders.spec import Preprocessing
 
 
-def _frames_tensor(pixels: np.ndarray, pre: Preprocessing, keep: int) -> torch.Tensor:
-    """(T, S, S, C) uint8 -> first ``keep`` frames as (keep, 3, size, size) float32, normalised."""
+def _resized(pixels: np.ndarray, pre: Preprocessing, keep: int) -> torch.Tensor:
+    """(T, S, S, C) uint8 -> first ``keep`` frames as (keep, 3, size, size) float32 on the 0-255 scale."""
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 4:
         got = f"{pixels.shape} {pixels.dtype}" if isinstance(pixels, np.ndarray) else type(pixels).__name__
         raise EncoderInputError(f"clip pixels must be a (T, S, S, C) uint8 array, got {got}")
@@ -41,9 +41,41 @@ def _frames_tensor(pixels: np.ndarray, pre: Preprocessing, keep: int) -> torch.T
         x = F.interpolate(x, size=(pre.size, pre.size), mode="bilinear", align_corners=False, antialias=True)
     if c == 1:
         x = x.expand(-1, 3, -1, -1)
-    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return x
+
+
+def normalise(x: torch.Tensor, pre: Preprocessing, *, channel_dim: int = 1) -> torch.Tensor:
+    """Pixels on the 0-255 scale (any float or uint8 tensor, RGB along ``channel_dim``) -> ``(x - mean) / std``."""
+    shape = [1] * x.ndim
+    shape[channel_dim] = 3
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(shape)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(shape)
+    return (x.float() - mean) / std
+
+
+def _frames_tensor(pixels: np.ndarray, pre: Preprocessing, keep: int) -> torch.Tensor:
+    """(T, S, S, C) uint8 -> first ``keep`` frames as (keep, 3, size, size) float32, normalised."""
+    return normalise(_resized(pixels, pre, keep), pre)
+
+
+def _looped(n: int, pre: Preprocessing) -> torch.Tensor:
+    return torch.arange(pre.frames) % n
+
+
+def clip_pixels(pixels: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """One stored clip -> what the video tower reads, before normalisation, kept as uint8.
+
+    Returns:
+        (pre.frames, pre.size, pre.size, 3) uint8: the frames :func:`clip_to_tensor` takes (looped when
+        short), resized the same way, rounded. A training cache stores these.
+
+    Raises:
+        EncoderInputError: as :func:`clip_to_tensor`.
+    """
+    n = min(int(pixels.shape[0]) if isinstance(pixels, np.ndarray) and pixels.ndim == 4 else 1, pre.frames)
+    x = _resized(pixels, pre, n)[_looped(n, pre)]
+    out: np.ndarray = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return out
 
 
 def clip_to_tensor(pixels: np.ndarray, pre: Preprocessing) -> torch.Tensor:
@@ -63,7 +95,7 @@ def clip_to_tensor(pixels: np.ndarray, pre: Preprocessing) -> torch.Tensor:
     n = min(int(pixels.shape[0]) if isinstance(pixels, np.ndarray) and pixels.ndim == 4 else 1, pre.frames)
     x = _frames_tensor(pixels, pre, n)
     if n < pre.frames:
-        x = x[torch.arange(pre.frames) % n]
+        x = x[_looped(n, pre)]
     return x.permute(1, 0, 2, 3).contiguous()
 
 

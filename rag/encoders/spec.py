@@ -116,6 +116,31 @@ class TinyVideoKwargs(_Strict):
         return self
 
 
+class GridVideoKwargs(_Strict):
+    """``grid-cnn``: a small 2D CNN per frame that keeps where things are, pooled over time as mean and spread.
+
+    Each width is one block (3x3 conv stride 2 + BatchNorm + ReLU). The last feature map is averaged
+    down to a ``grid`` x ``grid`` map and flattened, so the clip feature keeps where a thing is (a jet
+    in the atrium, an echo-free band around the ventricle) instead of one global average. Every
+    ``frame_step``-th input frame is read; the frame features are pooled over time as their mean and
+    their standard deviation (how much each place changes over the cycle: contraction, wall motion),
+    then a hidden layer (``hidden``-d, the clip feature the view head reads) and a linear map to the
+    embedding.
+    """
+
+    widths: tuple[int, ...] = Field((16, 32, 64, 96), min_length=1, max_length=8)
+    grid: int = Field(4, ge=1, le=16, description="Side of the spatial grid kept from the last feature map.")
+    hidden: int = Field(256, ge=8, le=8192, description="Size of the clip feature (the view head's input).")
+    frame_step: int = Field(2, ge=1, le=64, description="Read every frame_step-th input frame.")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout on the clip feature before the embedding.")
+
+    @model_validator(mode="after")
+    def _check(self) -> GridVideoKwargs:
+        if any(w < 1 or w > 4096 for w in self.widths):
+            raise ValueError(f"widths must lie in 1..4096, got {list(self.widths)}")
+        return self
+
+
 class MViTKwargs(_Strict):
     """``mvit-v2-s``: torchvision ``mvit_v2_s`` with its last head layer mapping 768 -> embed_dim.
 
@@ -174,6 +199,7 @@ class OpenClipTextKwargs(_Strict):
 
 VIDEO_ARCHITECTURES: dict[str, type[BaseModel]] = {
     "tiny-cnn-attnpool": TinyVideoKwargs,
+    "grid-cnn": GridVideoKwargs,
     "mvit-v2-s": MViTKwargs,
     "open-clip-frames": OpenClipFramesKwargs,
 }

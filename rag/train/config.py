@@ -37,3 +37,4 @@ class TrainConfig:
     resume: bool = False
     precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
     progress: bool = True
+    cache_dir: Path | None = None  # decode every clip once into a memory-mapped cache here (None: read files per step)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from rag.core.clipfile import read_clip
 from rag.core.errors import RagError
-from rag.store import Clip, Patient, Report, Series, Store, Study
+from rag.store import Clip, Measurement, Patient, Report, Series, Store, Study
 from rag.train.findings import report_grades
 from rag.vocab.sections import FREE_TEXT
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
     from rag.encoders.model import EchoEncoder
+    from rag.train.cache import ClipCache
 
 __all__ = ["ClipItem", "TextEncoder", "TrainingError", "clip_loader", "finding_text", "load_items", "split_by_patient"]
 
@@ -49,13 +50,23 @@ class ClipItem:
     report: str  # the report's findings: its anatomical sections as "Name: text" lines (Free Text left out)
     sections: dict[str, str]
     grades: tuple[int, ...] = ()  # the report's finding grades (rag.train.findings.report_grades)
+    values: tuple[float, ...] = ()  # the study's measurements of rag.train.heads.HEAD_VALUES (nan: not reported)
 
 
 def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> list[ClipItem]:
     """Every stored clip whose study has a report, with its report text, sections and view index."""
+    from rag.train.heads import HEAD_VALUES
+
     index = {v: i for i, v in enumerate(view_classes)}
     items: list[ClipItem] = []
     with store.session() as s:
+        measured: dict[int, dict[str, float]] = {}
+        for study_id, name, value in s.execute(
+            select(Measurement.study_id, Measurement.name, Measurement.value)
+            .where(Measurement.name.in_(HEAD_VALUES))
+            .order_by(Measurement.id)
+        ):
+            measured.setdefault(int(study_id), {}).setdefault(name, float(value))
         reports: dict[int, Report] = {}
         for r in s.scalars(select(Report).order_by(Report.id)):
             reports.setdefault(r.study_id, r)
@@ -83,6 +94,7 @@ def load_items(store: Store, media_dir: Path, view_classes: Sequence[str]) -> li
                     findings or report.text,
                     sections,
                     report_grades(sections),
+                    tuple(measured.get(study_id, {}).get(m, float("nan")) for m in HEAD_VALUES),
                 )
             )
     return items
@@ -195,10 +207,23 @@ def clip_loader(
     workers: int,
     seed: int,
     augment: bool = False,
+    cache: ClipCache | None = None,
 ) -> Any:
-    """A ``DataLoader`` of (video tensor, item index) batches of ``items``, shuffled with ``seed``."""
+    """Batches (video tensor, item index) of ``items``, shuffled with ``seed``.
+
+    With ``cache`` (every item's clip in it: :func:`rag.train.cache.build_clip_cache`) they come from
+    the memory-mapped cache, decoding nothing; otherwise a ``DataLoader`` reads the clip files in
+    ``workers`` processes.
+    """
     import torch
     from torch.utils.data import DataLoader
+
+    if cache is not None:
+        from rag.train.cache import cached_batches
+
+        ids = [it.clip_id for it in items]
+        pre = model.spec.preprocessing
+        return cached_batches(cache, ids, pre, batch_size, shuffle=shuffle, seed=seed, augment=augment)
 
     g = torch.Generator()
     g.manual_seed(seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from rag.encoders.model import EchoEncoder
+    from rag.train.cache import ClipCache
 
 __all__ = ["EpochMetrics", "evaluate"]
 
@@ -61,7 +62,8 @@ def evaluate(
     batch_size: int = 32,
     workers: int = 0,
     text: TextEncoder | None = None,
-    finding_head: torch.nn.Module | None = None,
+    finding_head: Any = None,
+    cache: ClipCache | None = None,
 ) -> dict[str, float]:
     """Held-out view accuracy and clip->report recall@1/@5 (each clip ranks every held-out study's report).
 
@@ -90,7 +92,7 @@ def evaluate(
             )
         }
     model.eval()
-    loader = clip_loader(items, model, batch_size, shuffle=False, workers=workers, seed=0)
+    loader = clip_loader(items, model, batch_size, shuffle=False, workers=workers, seed=0, cache=cache)
     embs, preds = [], []
     with torch.no_grad():
         for video, _ in loader:
@@ -140,16 +142,14 @@ def evaluate(
     }
 
 
-def _finding_head_auroc(
-    head: torch.nn.Module, emb: torch.Tensor, items: Sequence[ClipItem], view_names: Sequence[str]
-) -> float:
+def _finding_head_auroc(head: Any, emb: torch.Tensor, items: Sequence[ClipItem], view_names: Sequence[str]) -> float:
     """Study-level AUROC of the finding head per finding, averaged (see :func:`evaluate`)."""
     import torch
 
     from rag.core.stats import auroc
 
     with torch.no_grad():
-        prob = torch.sigmoid(head(emb.to(next(head.parameters()).device))).float().cpu().numpy()
+        prob = head.finding_probability(emb.to(next(head.parameters()).device)).float().cpu().numpy()
     none = (False,) * prob.shape[1]  # unknown view: no finding counted as shown
     masks = [view_finding_mask(view_names[it.view], threshold=1.0) if it.view >= 0 else none for it in items]
     clips_of: dict[int, list[int]] = {}

@@ -43,7 +43,7 @@ from rag.train.data import (
     split_by_patient,
 )
 from rag.train.evaluate import EpochMetrics, evaluate
-from rag.train.findings import finding_names
+from rag.train.heads import heads_state, load_heads_state, make_heads
 from rag.train.losses import TEXT_POOL, batch_loss
 from rag.vocab.sections import FREE_TEXT
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import torch
 
     from rag.encoders.model import EchoEncoder
+    from rag.train.cache import ClipCache
 
 __all__ = [
     "TEXT_POOL",
@@ -80,7 +81,13 @@ class TrainResult:
 
 
 def recalibrate_batchnorm(
-    model: EchoEncoder, items: Sequence[ClipItem], *, batch_size: int, batches: int = 12, seed: int = 0
+    model: EchoEncoder,
+    items: Sequence[ClipItem],
+    *,
+    batch_size: int,
+    batches: int = 12,
+    seed: int = 0,
+    cache: ClipCache | None = None,
 ) -> int:
     """Re-estimate the video tower's BatchNorm statistics over training clips with the final weights.
 
@@ -104,7 +111,7 @@ def recalibrate_batchnorm(
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the pass
         m.train()
-    loader = clip_loader(items, model, batch_size, shuffle=True, workers=0, seed=seed)
+    loader = clip_loader(items, model, batch_size, shuffle=True, workers=0, seed=seed, cache=cache)
     with torch.no_grad():
         for n, (video, _) in enumerate(loader):
             if n >= batches:
@@ -179,6 +186,16 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
     items = load_items(store, media_dir, model.spec.view_classes)
     if not items:
         raise TrainingError("no stored clip has a report: ingest studies with their reports first")
+    cache = None
+    if cfg.cache_dir is not None:
+        from rag.train.cache import build_clip_cache
+
+        cache = build_clip_cache([(it.clip_id, it.path) for it in items], model.spec.preprocessing, cfg.cache_dir)
+        if cache.seconds:
+            log_line(f"clip cache: {len(cache.row_of)} clips decoded in {cache.seconds:.0f} s into {cache.path}")
+        for clip_id, why in sorted(cache.skipped.items()):
+            log_line(f"left out clip {clip_id}: {why}")
+        items = [it for it in items if it.clip_id in cache.row_of]
     train_items, val_items = split_by_patient(items, cfg.val_fraction, cfg.seed)
     text = TextEncoder(model)
     if text.cached:
@@ -192,11 +209,12 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         if info is None:
             model.text.fit_base_statistics(text.base(sorted({finding_text(it.report) for it in train_items})))
     text_pool = sorted({(finding_text(it.report), it.grades) for it in train_items})
-    finding_head = torch.nn.Linear(model.spec.embed_dim, len(finding_names())).to(device)
+    finding_head = make_heads(model.spec.embed_dim, train_items).to(device)
     if info is not None and (info.extra or {}).get("finding_head"):
-        finding_head.load_state_dict(
-            {k: torch.tensor(v, dtype=torch.float32) for k, v in info.extra["finding_head"].items()}
-        )
+        try:
+            load_heads_state(finding_head, info.extra["finding_head"])
+        except RuntimeError as e:
+            raise TrainingError(f"cannot resume: the heads saved in {last} do not fit this version ({e})") from None
     params = [p for p in model.parameters() if p.requires_grad] + list(finding_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if info is not None and info.optimizer:
@@ -206,7 +224,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             torch.set_rng_state(torch.tensor(rng_state, dtype=torch.uint8))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.precision in ("auto", "fp16"))
     if start_epoch == 0:
-        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head, cache=cache)
         base = EpochMetrics(
             0,
             float("nan"),
@@ -241,6 +259,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             workers=cfg.workers,
             seed=cfg.seed + epoch,
             augment=cfg.augment,
+            cache=cache,
         )
         total, n = 0.0, 0
         steps = len(loader)
@@ -263,8 +282,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             n += len(batch)
             bar.set_postfix(loss=f"{total / max(n, 1):.3f}")
         bar.close()
-        recalibrate_batchnorm(model, train_items, batch_size=cfg.batch_size, seed=cfg.seed + epoch)
-        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head)
+        recalibrate_batchnorm(model, train_items, batch_size=cfg.batch_size, seed=cfg.seed + epoch, cache=cache)
+        m = evaluate(model, val_items, batch_size=cfg.batch_size, text=text, finding_head=finding_head, cache=cache)
         metrics = EpochMetrics(
             epoch,
             total / max(n, 1),
@@ -287,7 +306,7 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
             "history": [asdict(h) for h in history],
             "torch_rng": torch.get_rng_state().tolist(),
             "val_patients": sorted({i.patient for i in val_items}),
-            "finding_head": {k: v.detach().cpu().tolist() for k, v in finding_head.state_dict().items()},
+            "finding_head": heads_state(finding_head),
         }
         save_checkpoint(
             model, cfg.out / f"epoch-{epoch:03d}.pt", epoch=epoch, optimizer=optimizer.state_dict(), extra=extra

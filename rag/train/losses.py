@@ -8,9 +8,9 @@
 - InfoNCE between each clip and the text of one report section its view informs
   (``rag.vocab.view_sections``), where the clip's view is known;
 - cross-entropy of the view head on clips whose view label is known;
-- binary cross-entropy of a linear finding head on the clip embedding (``finding_loss_weight``): for
-  each finding its view shows well, is the report's grade >= 1? The head exists only for training (its
-  weights ride in the checkpoint's ``extra`` for resume); it makes the embedding itself carry findings;
+- the supervised heads on the clip embedding (``finding_loss_weight``, :mod:`rag.train.heads`): ordinal
+  BCE of each finding's grade and MSE of the measurements the clip's view shows; they make the
+  embedding itself carry findings;
 - InfoNCE among report texts (``text_loss_weight``), with the same finding affinities as targets: it
   arranges the text space by findings rather than by wording (the frozen MiniLM space alone puts a
   report's nearest neighbour only a little closer in findings than a random report). With a frozen,
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.train.data import ClipItem, TextEncoder, finding_text
 from rag.train.findings import finding_affinity, view_finding_mask
@@ -70,28 +70,6 @@ def _text_loss(
     sim = model.logit_scale.exp().clamp(max=100) * emb @ emb.t()
     sim = sim.masked_fill(torch.eye(len(texts), dtype=torch.bool, device=emb.device), -1e4)  # not itself
     return _multi_positive_nce(sim, affinity)
-
-
-def _finding_loss(
-    head: torch.nn.Module, emb: torch.Tensor, batch: Sequence[ClipItem], view_names: Sequence[str]
-) -> torch.Tensor | None:
-    """BCE of ``head(emb)`` against grade >= 1, over the findings each clip's view shows well."""
-    import torch
-    import torch.nn.functional as F
-
-    known = [i for i, it in enumerate(batch) if it.view >= 0]
-    if not known:
-        return None
-    mask = torch.tensor(
-        [view_finding_mask(view_names[batch[i].view], threshold=1.0) for i in known],
-        dtype=torch.bool,
-        device=emb.device,
-    )
-    if not bool(mask.any()):
-        return None
-    target = torch.tensor([[g > 0 for g in batch[i].grades] for i in known], dtype=torch.float32, device=emb.device)
-    logits = head(emb[known].float())
-    return F.binary_cross_entropy_with_logits(logits[mask], target[mask])
 
 
 def _report_loss(
@@ -154,7 +132,7 @@ def batch_loss(
     cfg: TrainConfig,
     rng: random.Random,
     text_pool: Sequence[tuple[str, tuple[int, ...]]] = (),
-    finding_head: torch.nn.Module | None = None,
+    finding_head: Any = None,
 ) -> torch.Tensor:
     """The weighted sum of the losses in the module docstring for one batch."""
     import torch
@@ -167,7 +145,7 @@ def batch_loss(
         if section_loss is not None:
             loss = loss + cfg.section_loss_weight * section_loss
     if finding_head is not None and cfg.finding_loss_weight > 0:
-        finding_loss = _finding_loss(finding_head, emb, batch, model.spec.view_classes)
+        finding_loss = finding_head.loss(emb, batch, model.spec.view_classes)
         if finding_loss is not None:
             loss = loss + cfg.finding_loss_weight * finding_loss
     if cfg.text_loss_weight > 0:

@@ -17,7 +17,7 @@ from rag.encoders.spec import ECHOPRIME_MEAN, ECHOPRIME_STD, EncoderSpec
 from rag.vocab.views import COARSE_VIEWS
 from tests.encoders._entries import tiny_open_clip_entry, write_entry
 
-SHIPPED = ["echo-video-tiny", "echoclip", "echoprime-mvit"]
+SHIPPED = ["echo-video-grid", "echo-video-tiny", "echoclip", "echoprime-mvit"]
 
 
 @pytest.fixture(autouse=True)

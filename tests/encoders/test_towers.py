@@ -107,6 +107,28 @@ def test_tiny_encoder_outputs(tiny: EchoEncoder) -> None:
     assert isinstance(tiny, enc.Encoder)
 
 
+def test_grid_encoder_keeps_where_things_are() -> None:
+    torch.manual_seed(0)
+    grid = enc.create("echo-video-grid")
+    pre = grid.spec.preprocessing
+    assert (pre.frames, pre.size, grid.spec.embed_dim) == (16, 64, 128)
+    x = enc.batch_clips(_clips(3, 16, 112, 3), pre)
+    with torch.no_grad():
+        emb, logits = grid.video_features(x)
+        still = grid.encode_image(x[:, :, 0])
+        # the same bright patch in another corner of every frame: a global average would not tell them apart
+        left = torch.full((1, 3, 16, 64, 64), -0.5)
+        right = left.clone()
+        left[..., 4:20, 4:20] = 3.0
+        right[..., 44:60, 44:60] = 3.0
+        apart = grid.encode_video(torch.cat([left, right]))
+    assert emb.shape == (3, 128) and logits.shape == (3, 11) and still.shape == (3, 128)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert float(apart[0] @ apart[1]) < 0.99
+    with pytest.raises(EncoderInputError, match=r"\(B, 3, 16, 64, 64\)"):
+        grid.encode_video(torch.zeros(1, 3, 16, 112, 112))
+
+
 def test_tiny_encoder_input_checks(tiny: EchoEncoder) -> None:
     with pytest.raises(EncoderInputError, match=r"\(B, 3, 16, 112, 112\).*batch_clips"):
         tiny.encode_video(torch.zeros(1, 3, 16, 64, 64))
@@ -148,7 +170,7 @@ def test_minilm_frozen_backbone_trainable_projection(tiny: EchoEncoder) -> None:
 # --- every shipped entry builds -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["echo-video-tiny", "echoprime-mvit", "echoclip"])
+@pytest.mark.parametrize("name", ["echo-video-grid", "echo-video-tiny", "echoprime-mvit", "echoclip"])
 def test_each_shipped_entry_builds(name: str) -> None:
     model = enc.create(name)
     counts = model.parameter_counts()

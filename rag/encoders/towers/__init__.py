@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 VIDEO_BUILDERS: dict[str, str] = {
     "tiny-cnn-attnpool": "rag.encoders.towers.tiny:build_video",
+    "grid-cnn": "rag.encoders.towers.grid:build_video",
     "mvit-v2-s": "rag.encoders.towers.mvit:build_video",
     "open-clip-frames": "rag.encoders.towers.openclip:build_video",
 }
