@@ -38,7 +38,7 @@ class DemoOptions:
 
     patients: int = 12
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 30
     workers: int = 2
     held_out: int = 1
     progress: bool = field(default_factory=lambda: sys.stderr.isatty())
@@ -147,7 +147,14 @@ def _train(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[
 
     store = open_store(cfg.db_url)
     try:
-        tc = TrainConfig(out=checkpoint.parent, epochs=opts.epochs, seed=opts.seed, progress=opts.progress, workers=1)
+        tc = TrainConfig(
+            out=checkpoint.parent,
+            epochs=opts.epochs,
+            seed=opts.seed,
+            progress=opts.progress,
+            workers=1,
+            cache_dir=cfg.home / "cache",
+        )
         train(store, cfg.media_dir, tc, log_line=lambda line: echo(f"      {line}"))
     finally:
         store.close()

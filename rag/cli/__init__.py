@@ -16,6 +16,7 @@ from rag.cli.index import index_app
 from rag.cli.kb import kb_app
 from rag.cli.llm import llm_app
 from rag.cli.retrieve import retrieve_app
+from rag.encoders.spec import DEFAULT_ENCODER
 
 app = typer.Typer(
     name="rag",
@@ -96,12 +97,10 @@ def simulate(
 @friendly
 def train(
     out: Annotated[Path, typer.Option(help="Folder for checkpoints (epoch-NNN.pt and last.pt).")] = Path("checkpoints"),
-    encoder: Annotated[
-        str, typer.Option(help="Registry name of the encoder (see `rag encoders`).")
-    ] = "echo-video-tiny",
-    epochs: Annotated[int, typer.Option(min=1)] = 5,
-    batch_size: Annotated[int, typer.Option(min=2)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    encoder: Annotated[str, typer.Option(help="Registry name of the encoder (see `rag encoders`).")] = DEFAULT_ENCODER,
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
     val_fraction: Annotated[float, typer.Option(help="Share of patients held out.")] = 0.2,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
@@ -119,8 +118,8 @@ def train(
         bool, typer.Option(help="Randomly vary gain, gamma, zoom, shift and rotation of training clips.")
     ] = True,
     finding_loss_weight: Annotated[
-        float, typer.Option(min=0.0, help="Weight of the finding head's loss (0: no finding head).")
-    ] = 2.0,
+        float, typer.Option(min=0.0, help="Weight of the finding and measurement heads' loss (0: no heads).")
+    ] = 4.0,
     schedule: Annotated[
         str, typer.Option(help="Learning rate over the run: cosine (decays to 0) or constant.")
     ] = "cosine",
@@ -255,7 +254,7 @@ def main() -> None:  # pragma: no cover - console entry point
 @friendly
 def demo(
     patients: Annotated[int, typer.Option(min=3, help="Simulated patients (1-4 studies each).")] = 12,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs when no checkpoint exists yet.")] = 6,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs when no checkpoint exists yet.")] = 30,
     held_out: Annotated[int, typer.Option(min=1, help="Which held-out patient's study to draft.")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Processes for simulation and ingestion.")] = 2,
     seed: int = 0,

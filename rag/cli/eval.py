@@ -39,6 +39,9 @@ def evaluate_cmd(
     drafts: Annotated[
         bool, typer.Option("--drafts", help="Also draft every test study and score it against its own report.")
     ] = False,
+    criterion: Annotated[
+        str, typer.Option(help="How vote thresholds are fitted on validation patients: youden, f1 or accuracy.")
+    ] = "youden",
     held_out_of: Annotated[
         Path | None,
         typer.Option(
@@ -79,9 +82,16 @@ def evaluate_cmd(
         quality = None
         if drafts and report.learned is not None:
             from rag.eval.drafts import draft_quality
+            from rag.retrieve.voting import NeighbourVoter, fit_thresholds
 
             searcher = retriever.with_weights(report.learned).restricted(report.reference_studies)
-            quality = draft_quality(searcher, report.test_studies, report.reference_studies, vote_k=k)
+            thresholds = None
+            if report.validation_studies:  # as `rag retrieve fit-view-weights` does: on patients apart from the test
+                voter = NeighbourVoter(searcher, k=k)
+                thresholds = fit_thresholds(voter, report.validation_studies, criterion=criterion)
+            quality = draft_quality(
+                searcher, report.test_studies, report.reference_studies, vote_k=k, thresholds=thresholds
+            )
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
     if quality is not None:
         typer.echo("\n".join(quality.lines()))

@@ -140,7 +140,7 @@ def fit_thresholds_cmd(
     val_fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of patients to fit on.")] = 0.25,
     seed: int = 0,
     k: Annotated[int, typer.Option(min=1)] = 50,
-    criterion: Annotated[str, typer.Option(help="youden or f1.")] = "youden",
+    criterion: Annotated[str, typer.Option(help="youden, f1 or accuracy.")] = "youden",
     config: ConfigOpt = None,
 ) -> None:
     """Fit the findings' vote thresholds on a validation split of patients (labels: their own reports)."""

@@ -4,7 +4,7 @@ Registry entries are YAML files (shipped ones in ``rag/encoders/registry/``, use
 by ``RAG_ENCODER_REGISTRY``); :func:`create` is the one factory::
 
     import rag.encoders as enc
-    enc.list_encoders()                        # ['echo-video-tiny', 'echoclip', 'echoprime-mvit']
+    enc.list_encoders()                        # ['echo-video-grid', 'echo-video-tiny', 'echoclip', 'echoprime-mvit']
     model = enc.create("echo-video-tiny")      # fresh towers (MiniLM text weights pretrained)
     x = enc.batch_clips(clips, model.spec.preprocessing)   # (B, 3, T, H, W) float32, normalised
     v = model.encode_video(x)                  # (B, D) float32, L2-normalised

@@ -26,7 +26,7 @@ def create(name: str | None = None, checkpoint: str | Path | None = None, *, dev
     """Create an encoder by registry name, from a checkpoint, or both (checked to agree).
 
     Args:
-        name: registry name (see :func:`list_encoders`); default ``echo-video-tiny`` when no checkpoint.
+        name: registry name (see :func:`list_encoders`); default :data:`DEFAULT_ENCODER` when no checkpoint.
         checkpoint: a file written by :func:`save_checkpoint`; its spec (preprocessing included) wins
             over the registry, which is not consulted. With ``name="echoprime-mvit"`` it may also be
             EchoPrime's released ``echo_prime_encoder.pt`` (a bare state dict of the video tower),

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rag.core.validation import format_validation_error
 from rag.vocab.views import COARSE_VIEWS
 
-DEFAULT_ENCODER = "echo-video-tiny"
+DEFAULT_ENCODER = "echo-video-grid"
 """The encoder :func:`rag.encoders.create` builds when no name is given."""
 
 ECHOPRIME_MEAN: tuple[float, float, float] = (29.110628, 28.076836, 29.096405)

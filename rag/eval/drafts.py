@@ -142,6 +142,7 @@ class DraftQuality:
     studies: list[int]
     outcomes: dict[str, dict[str, list[list[int]]]] = field(default_factory=dict)
     lvef_errors: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, method: str, scores: Mapping[str, list[int]]) -> None:
         table = self.outcomes.setdefault(method, {m: [] for m in METRICS})
@@ -154,6 +155,7 @@ class DraftQuality:
     def lines(self) -> list[str]:
         """A table: one row per method, each rate with its interval; LVEF MAE per method."""
         out = [f"{len(self.studies)} held-out studies; rates pooled over findings, 95 % intervals over studies"]
+        out += self.notes
         heads = ("grade agree", "present/absent", "abnormal stated", "moderate+ stated", "no contradiction")
         out.append(f"{'method':15s} " + " ".join(f"{h:>24s}" for h in heads))
         for method in self.outcomes:
@@ -207,6 +209,11 @@ def draft_quality(
     mean_lvef = statistics.fmean(train_lvef) if train_lvef else float("nan")
     methods = {"top-1 copy": ExtractiveGenerator(agree_with_votes=False), "vote-agreeing": ExtractiveGenerator()}
     quality = DraftQuality(list(test), lvef_errors={"neighbour vote": [], "training mean": []})
+    if thresholds is not None:
+        fitted = ", ".join(f"{n} {v:.2f}" for n, v in sorted(thresholds.values.items()))
+        quality.notes.append(f"vote thresholds ({thresholds.criterion}, fitted on validation patients): {fitted}")
+    else:
+        quality.notes.append("no vote thresholds: each finding's grade is its most probable grade among the neighbours")
     for study in test:
         truth = stored_grades(retriever.store, study)
         context = gather_context(retriever, voter, study, k=k, kb=None)

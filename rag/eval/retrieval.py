@@ -108,6 +108,8 @@ class EvaluationReport:
     test_studies: list[int] = field(default_factory=list)
     reference_studies: list[int] = field(default_factory=list)
     """The studies searched for neighbours (training and validation patients)."""
+    validation_studies: list[int] = field(default_factory=list)
+    """The validation patients' studies (part of the reference set; thresholds are fitted on them)."""
     learned: ViewWeights | None = None
 
     def table(self) -> list[list[str]]:
@@ -317,5 +319,6 @@ def evaluate_archive(
         temperature=temperature,
         test_studies=list(test),
         reference_studies=database,
+        validation_studies=list(val),
         learned=learned,
     )

@@ -36,7 +36,7 @@ class Thresholds:
 
     Attributes:
         values: phenotype -> threshold (positive when probability >= threshold).
-        criterion: ``youden`` (TPR - FPR) or ``f1``.
+        criterion: ``youden`` (TPR - FPR), ``f1`` or ``accuracy``.
         scores: phenotype -> the criterion's value at the threshold on the validation studies.
         support: phenotype -> (positives, negatives) among the validation studies.
         k: the number of neighbours the votes used.
@@ -90,19 +90,25 @@ class Thresholds:
         )
 
 
+CRITERIA = ("youden", "f1", "accuracy")
+"""How a finding's vote threshold is chosen on validation studies (see :func:`best_threshold`)."""
+
+
 def best_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "youden") -> tuple[float, float]:
     """The threshold on ``scores`` that best separates ``labels`` (positive when score >= threshold).
 
     Candidate cut points lie midway between consecutive distinct scores. ``youden`` maximises
-    TPR - FPR, ``f1`` the F1 score of the positive class; ties go to the higher threshold.
+    TPR - FPR, ``f1`` the F1 score of the positive class, ``accuracy`` the share of studies called
+    right (a finding that the votes do not separate is then never called, as an all-normal reader
+    would not); ties go to the higher threshold.
 
     Returns: (threshold, criterion value).
 
     Raises:
         RetrievalError: an unknown criterion, or labels of one class only.
     """
-    if criterion not in ("youden", "f1"):
-        raise RetrievalError(f"unknown threshold criterion {criterion!r}; use 'youden' or 'f1'")
+    if criterion not in CRITERIA:
+        raise RetrievalError(f"unknown threshold criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
     pos, neg = int(y.sum()), int((~y).sum())
@@ -116,7 +122,12 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "you
         pred = s >= t
         tp = int((pred & y).sum())
         fp = int((pred & ~y).sum())
-        value = tp / pos - fp / neg if criterion == "youden" else 2 * tp / (tp + fp + pos)
+        if criterion == "youden":
+            value = tp / pos - fp / neg
+        elif criterion == "f1":
+            value = 2 * tp / (tp + fp + pos)
+        else:
+            value = (tp + neg - fp) / (pos + neg)
         if value > best_v + 1e-12:
             best_t, best_v = float(t), float(value)
     return best_t, best_v

@@ -355,7 +355,7 @@ def fit_thresholds(
     Args:
         voter: the voter whose probabilities are thresholded.
         study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
-        criterion: ``youden`` or ``f1``.
+        criterion: ``youden``, ``f1`` or ``accuracy`` (:func:`rag.retrieve.thresholds.best_threshold`).
         labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
             section text read with the same keyword rules as the votes.
         exclude_same_patient: as in retrieval.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
+from rag.encoders.spec import DEFAULT_ENCODER
 
 __all__ = ["TrainConfig"]
 
@@ -16,11 +14,11 @@ __all__ = ["TrainConfig"]
 class TrainConfig:
     """Encoder, output folder, optimisation, loss weights and how the run is scheduled and resumed."""
 
-    encoder: str = "echo-video-tiny"
+    encoder: str = DEFAULT_ENCODER
     out: Path = Path("checkpoints")
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 1e-3
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     seed: int = 0
@@ -30,7 +28,7 @@ class TrainConfig:
     section_loss_weight: float = 0.5
     finding_temperature: float = 0.5  # soft clip->report targets; 0: exact report texts only
     text_loss_weight: float = 0.5  # report<->report InfoNCE, finding-affinity targets at T = finding_temperature or 0.5
-    finding_loss_weight: float = 2.0  # finding head on the clip embedding, view-shown findings only (0: off)
+    finding_loss_weight: float = 4.0  # finding and measurement heads on the clip embedding (rag.train.heads; 0: off)
     schedule: str = "cosine"  # learning rate over the run: "cosine" (decays to 0 at the last step) or "constant"
     stop_after: int | None = None  # end after this epoch (resume later to finish the same run and schedule)
     augment: bool = True  # random gain/gamma/zoom/shift/rotation of training clips

@@ -267,6 +267,8 @@ def train(store: Store, media_dir: Path, cfg: TrainConfig, *, log_line: Callable
         for step, (video, idx) in enumerate(bar):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, (epoch - 1 + step / steps) / cfg.epochs)
+            if len(idx) < 2:  # batch norm needs two clips; a last batch of one is left for the next epoch's order
+                continue
             batch = [train_items[int(i)] for i in idx]
             with _autocast(cfg, device):
                 loss = batch_loss(model, text, video.to(device), batch, cfg, rng, text_pool, finding_head)

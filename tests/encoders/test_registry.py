@@ -29,7 +29,7 @@ def test_shipped_entries_are_listed_and_packaged() -> None:
     assert enc.list_encoders() == SHIPPED
     files = sorted(f.name for f in builtin_registry().iterdir() if f.name.endswith(".yaml"))
     assert files == [f"{n}.yaml" for n in SHIPPED]
-    assert enc.DEFAULT_ENCODER == "echo-video-tiny"
+    assert enc.DEFAULT_ENCODER == "echo-video-grid"
     assert enc.VIEW_CLASSES == COARSE_VIEWS and len(enc.VIEW_CLASSES) == 11
 
 

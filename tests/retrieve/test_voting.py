@@ -117,6 +117,13 @@ def test_best_threshold_by_hand() -> None:
     assert t == pytest.approx(0.6) and j == pytest.approx(0.5)
     t, f1 = best_threshold(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]), "f1")
     assert f1 == pytest.approx(0.8) and t == pytest.approx(0.225)
+    t, acc = best_threshold(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]), "accuracy")
+    assert acc == pytest.approx(0.75) and t == pytest.approx(0.6)
+    # votes that do not separate a rare finding: calling it never beats calling it absent, so it is never called
+    t, acc = best_threshold(np.array([0.9, 0.1, 0.2, 0.3]), np.array([0, 0, 0, 1]), "accuracy")
+    assert acc == pytest.approx(0.75) and t > 0.9
+    with pytest.raises(RetrievalError, match="use one of youden, f1, accuracy"):
+        best_threshold(np.array([0.3, 0.4]), np.array([1, 0]), "auc")
     with pytest.raises(RetrievalError, match="1 positive and 0 negative"):
         best_threshold(np.array([0.3]), np.array([1]))
 

@@ -70,7 +70,7 @@ def test_stored_items_carry_their_reports_grades(ingested_archive: RagConfig) ->
 def test_finding_head_is_asked_only_about_findings_the_view_shows() -> None:
     import torch
 
-    from rag.train.losses import _finding_loss
+    from rag.train.heads import LEVELS, make_heads
     from rag.vocab.views import COARSE_VIEWS
 
     n = len(finding_names())
@@ -79,22 +79,24 @@ def test_finding_head_is_asked_only_about_findings_the_view_shows() -> None:
     grades[MR] = 2
     clip = ClipItem(1, Path("x.npz"), 1, "p", COARSE_VIEWS.index("A4C"), "", {}, tuple(grades))
     unknown = ClipItem(2, Path("y.npz"), 1, "p", -1, "", {}, tuple(grades))
-    head = torch.nn.Linear(8, n)
+    heads = make_heads(8, [clip])
     emb = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
-    loss = _finding_loss(head, emb, [clip, unknown], COARSE_VIEWS)
+    loss = heads.loss(emb, [clip, unknown], COARSE_VIEWS)
     assert loss is not None and torch.isfinite(loss)
     loss.backward()
-    grad = head.weight.grad
+    grad = heads.linear.weight.grad
     assert grad is not None
-    assert grad[AS].abs().sum() == 0  # an A4C clip does not show the aortic valve well
-    assert grad[finding_names().index("rv_dilation")].abs().sum() > 0  # it shows the right ventricle
-    assert _finding_loss(head, emb[1:], [unknown], COARSE_VIEWS) is None  # no view, no finding targets
+    rows = grad[: LEVELS * n].view(n, LEVELS, -1)
+    assert rows[AS].abs().sum() == 0  # an A4C clip does not show the aortic valve well
+    assert rows[finding_names().index("rv_dilation")].abs().sum() > 0  # it shows the right ventricle
+    assert heads.loss(emb[1:], [unknown], COARSE_VIEWS) is None  # no view, no finding targets
 
 
 def test_finding_head_auroc_scores_studies_by_the_findings_their_views_show() -> None:
     import torch
 
     from rag.train.evaluate import _finding_head_auroc
+    from rag.train.heads import LEVELS, make_heads
     from rag.vocab.views import COARSE_VIEWS
 
     n = len(finding_names())
@@ -109,11 +111,13 @@ def test_finding_head_auroc_scores_studies_by_the_findings_their_views_show() ->
             items.append(ClipItem(study * 10 + clip, Path("c.npz"), study, f"p{study}", a4c, "", {}, tuple(grades)))
             rows.append([float(g) for g in grades])
     emb = torch.tensor(rows)
-    head = torch.nn.Linear(n, n)
+    heads = make_heads(n, items)
     with torch.no_grad():
-        head.weight.copy_(10 * torch.eye(n))
-        head.bias.fill_(-5.0)
-    assert _finding_head_auroc(head, emb, items, COARSE_VIEWS) == 1.0  # RV only: AS is not shown
+        heads.linear.weight.zero_()
+        heads.linear.bias.fill_(-5.0)
+        for k in range(n):  # P(grade >= 1) of finding k rises with coordinate k
+            heads.linear.weight[k * LEVELS, k] = 10.0
+    assert _finding_head_auroc(heads, emb, items, COARSE_VIEWS) == 1.0  # RV only: AS is not shown
     with torch.no_grad():
-        head.weight.mul_(-1)
-    assert _finding_head_auroc(head, emb, items, COARSE_VIEWS) == 0.0
+        heads.linear.weight.mul_(-1)
+    assert _finding_head_auroc(heads, emb, items, COARSE_VIEWS) == 0.0
