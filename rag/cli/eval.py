@@ -40,7 +40,10 @@ def evaluate_cmd(
         bool, typer.Option("--drafts", help="Also draft every test study and score it against its own report.")
     ] = False,
     criterion: Annotated[
-        str, typer.Option(help="How vote thresholds are fitted on validation patients: youden, f1 or accuracy.")
+        str, typer.Option(help="Drafts: how the 'abnormal' vote threshold is fitted: accuracy, youden or f1.")
+    ] = "accuracy",
+    moderate_criterion: Annotated[
+        str, typer.Option(help="Drafts: how the 'moderate or worse' threshold is fitted: youden, f1, accuracy or none.")
     ] = "youden",
     held_out_of: Annotated[
         Path | None,
@@ -88,7 +91,10 @@ def evaluate_cmd(
             thresholds = None
             if report.validation_studies:  # as `rag retrieve fit-view-weights` does: on patients apart from the test
                 voter = NeighbourVoter(searcher, k=k)
-                thresholds = fit_thresholds(voter, report.validation_studies, criterion=criterion)
+                moderate = None if moderate_criterion == "none" else moderate_criterion
+                thresholds = fit_thresholds(
+                    voter, report.validation_studies, criterion=criterion, moderate_criterion=moderate
+                )
             quality = draft_quality(
                 searcher, report.test_studies, report.reference_studies, vote_k=k, thresholds=thresholds
             )

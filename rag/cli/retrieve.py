@@ -140,7 +140,10 @@ def fit_thresholds_cmd(
     val_fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of patients to fit on.")] = 0.25,
     seed: int = 0,
     k: Annotated[int, typer.Option(min=1)] = 50,
-    criterion: Annotated[str, typer.Option(help="youden, f1 or accuracy.")] = "youden",
+    criterion: Annotated[str, typer.Option(help="Threshold of 'abnormal': accuracy, youden or f1.")] = "accuracy",
+    moderate_criterion: Annotated[
+        str, typer.Option(help="Threshold of 'moderate or worse': youden, f1, accuracy or none.")
+    ] = "youden",
     config: ConfigOpt = None,
 ) -> None:
     """Fit the findings' vote thresholds on a validation split of patients (labels: their own reports)."""
@@ -152,11 +155,16 @@ def fit_thresholds_cmd(
         catalog = retriever.catalog
         usable = {s: catalog.studies[s].patient_id for s in catalog.studies if s in retriever.studies}
         val, _ = split_patients(usable, (val_fraction,), seed=seed)
-        fitted = fit_thresholds(NeighbourVoter(retriever, k=k), val, criterion=criterion)
+        voter = NeighbourVoter(retriever, k=k)
+        moderate = None if moderate_criterion == "none" else moderate_criterion
+        fitted = fit_thresholds(voter, val, criterion=criterion, moderate_criterion=moderate)
         path = fitted.save(thresholds_path(weights))
     for name, value in fitted.values.items():
         pos, neg = fitted.support[name]
-        typer.echo(f"{name:28s} threshold {value:.3f} {criterion} {fitted.scores[name]:.3f} ({pos}+/{neg}-)")
+        line = f"{name:28s} threshold {value:.3f} {criterion} {fitted.scores[name]:.3f} ({pos}+/{neg}-)"
+        if name in fitted.moderate:
+            line += f"; moderate or worse at {fitted.moderate[name]:.3f} ({moderate_criterion})"
+        typer.echo(line)
     for name, why in fitted.skipped.items():
         typer.echo(f"{name:28s} skipped: {why}")
     typer.echo(f"thresholds: {path}")

@@ -212,6 +212,9 @@ def draft_quality(
     if thresholds is not None:
         fitted = ", ".join(f"{n} {v:.2f}" for n, v in sorted(thresholds.values.items()))
         quality.notes.append(f"vote thresholds ({thresholds.criterion}, fitted on validation patients): {fitted}")
+        if thresholds.moderate:
+            fitted = ", ".join(f"{n} {v:.2f}" for n, v in sorted(thresholds.moderate.items()))
+            quality.notes.append(f"moderate-or-worse thresholds ({thresholds.moderate_criterion}): {fitted}")
     else:
         quality.notes.append("no vote thresholds: each finding's grade is its most probable grade among the neighbours")
     for study in test:

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from rag.generate.report import (
     CaseEvidence,
     ClipSummary,
@@ -97,21 +95,19 @@ class DraftContext:
     def voted_grades(self, section: str) -> dict[str, int]:
         """The findings of ``section`` and the grade the neighbour vote gives each.
 
-        With a fitted threshold, a negative finding is grade 0 and a positive one its most probable
-        grade >= 1; without, the most probable grade.
+        With fitted thresholds, a finding is moderate or worse when its moderate threshold is reached,
+        abnormal when its threshold is, else grade 0 (:meth:`rag.retrieve.voting.Prediction.voted_grade`);
+        without, the most probable grade.
         """
         from rag.vocab.findings import PHENOTYPES
 
         out: dict[str, int] = {}
         for name, pred in self.predictions.predictions.items():
             p = PHENOTYPES.get(name)
-            if p is None or p.section != section or p.kind != "finding" or pred.grade_probabilities is None:
+            grade = pred.voted_grade()
+            if p is None or p.section != section or p.kind != "finding" or grade is None:
                 continue
-            probs = np.asarray(pred.grade_probabilities)
-            if pred.positive is None:
-                out[name] = int(probs.argmax())
-            else:
-                out[name] = int(probs[1:].argmax()) + 1 if pred.positive else 0
+            out[name] = grade
         return out
 
 

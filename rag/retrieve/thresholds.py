@@ -1,5 +1,5 @@
-"""Decision thresholds of the finding votes: fitted on validation patients (Youden or F1), saved beside the
-weight table."""
+"""Decision thresholds of the finding votes: fitted on validation patients (Youden, F1 or accuracy), saved
+beside the weight table; one for "abnormal at all" and one for "moderate or worse"."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from rag.core.errors import RetrievalError
 from rag.vocab.findings import PHENOTYPES
 
-__all__ = ["Thresholds", "best_threshold", "thresholds_path"]
+__all__ = ["CRITERIA", "Thresholds", "best_threshold", "thresholds_path"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ class Thresholds:
     Attributes:
         values: phenotype -> threshold (positive when probability >= threshold).
         criterion: ``youden`` (TPR - FPR), ``f1`` or ``accuracy``.
+        moderate: phenotype -> threshold on the probability of grade >= 2 (the weighted fraction of
+            neighbours graded moderate or worse): at or above it the finding is called moderate or
+            worse, whatever ``values`` says. Empty when not fitted.
+        moderate_criterion: how ``moderate`` was chosen (one of :data:`CRITERIA`).
         scores: phenotype -> the criterion's value at the threshold on the validation studies.
         support: phenotype -> (positives, negatives) among the validation studies.
         k: the number of neighbours the votes used.
@@ -46,6 +50,8 @@ class Thresholds:
 
     values: dict[str, float]
     criterion: str
+    moderate: dict[str, float] = field(default_factory=dict)
+    moderate_criterion: str = ""
     scores: dict[str, float] = field(default_factory=dict)
     support: dict[str, tuple[int, int]] = field(default_factory=dict)
     k: int = 50
@@ -76,12 +82,14 @@ class Thresholds:
             raise RetrievalError(f"cannot read the thresholds file {path}: {e}") from e
         if not isinstance(data, dict) or data.get("format") != "rag.vote-thresholds/1":
             raise RetrievalError(f"{path} is not a vote-thresholds file (format rag.vote-thresholds/1)")
-        unknown = sorted(set(data.get("values", {})) - set(PHENOTYPES))
+        unknown = sorted((set(data.get("values", {})) | set(data.get("moderate", {}))) - set(PHENOTYPES))
         if unknown:
             raise RetrievalError(f"{path}: unknown phenotype(s) {unknown}; known: {sorted(PHENOTYPES)}")
         return cls(
             values={str(k): float(v) for k, v in data["values"].items()},
             criterion=str(data["criterion"]),
+            moderate={str(k): float(v) for k, v in data.get("moderate", {}).items()},
+            moderate_criterion=str(data.get("moderate_criterion", "")),
             scores={str(k): float(v) for k, v in data.get("scores", {}).items()},
             support={str(k): (int(v[0]), int(v[1])) for k, v in data.get("support", {}).items()},
             k=int(data.get("k", 50)),

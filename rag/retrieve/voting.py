@@ -32,7 +32,7 @@ from rag.core.errors import RetrievalError
 from rag.index.catalog import Catalog
 from rag.retrieve.results import RetrievalParams, SectionHit
 from rag.retrieve.retriever import CaseRetriever
-from rag.retrieve.thresholds import Thresholds, best_threshold
+from rag.retrieve.thresholds import CRITERIA, Thresholds, best_threshold
 from rag.vocab.findings import PHENOTYPES, Phenotype
 from rag.vocab.grades import statement_grade
 from rag.vocab.sections import ECHO_SECTIONS
@@ -60,6 +60,8 @@ class Prediction:
         grade_probabilities: findings: weighted fraction of neighbours at grade 0, 1, 2, 3.
         positive: findings: probability >= threshold, when a threshold is known.
         threshold: the threshold used, if any.
+        moderate: findings: the probability of grade >= 2 reaches its own fitted threshold (a finding
+            called moderate or worse), when that threshold is known.
         neighbours: (study ID, similarity) of every neighbour that voted, most similar first.
         n_searched: how many neighbours the search returned.
         note: why there is no value ("no evidence", "no neighbour has the measurement"), else None.
@@ -77,6 +79,20 @@ class Prediction:
     neighbours: list[tuple[int, float]]
     n_searched: int
     note: str | None = None
+    moderate: bool | None = None
+
+    def voted_grade(self) -> int | None:
+        """The grade the vote calls (findings): moderate or worse when ``moderate``, else abnormal when
+        ``positive`` (the most probable grade in that range), else 0; without thresholds the most
+        probable grade. None when nothing voted."""
+        if self.grade_probabilities is None:
+            return None
+        probs = np.asarray(self.grade_probabilities)
+        if self.positive is None and self.moderate is None:
+            return int(probs.argmax())
+        if self.moderate:
+            return int(probs[2:].argmax()) + 2
+        return int(probs[1:].argmax()) + 1 if self.positive else 0
 
 
 @dataclass(frozen=True)
@@ -327,6 +343,7 @@ class NeighbourVoter:
         dist = tuple(float(w[grades == g].sum()) for g in range(4))
         probability = float(w[grades >= p.positive_grade].sum())
         threshold = self.thresholds.values.get(p.name) if self.thresholds else None
+        moderate = self.thresholds.moderate.get(p.name) if self.thresholds else None
         return Prediction(
             name=p.name,
             section=p.section,
@@ -339,6 +356,7 @@ class NeighbourVoter:
             threshold=threshold,
             neighbours=[(h.study_id, h.similarity) for h in hits],
             n_searched=len(hits),
+            moderate=dist[2] + dist[3] >= moderate if moderate is not None else None,
         )
 
 
@@ -346,7 +364,8 @@ def fit_thresholds(
     voter: NeighbourVoter,
     study_ids: Iterable[int],
     *,
-    criterion: str = "youden",
+    criterion: str = "accuracy",
+    moderate_criterion: str | None = "youden",
     labels: Mapping[str, Mapping[int, int]] | None = None,
     exclude_same_patient: bool = True,
 ) -> Thresholds:
@@ -355,16 +374,26 @@ def fit_thresholds(
     Args:
         voter: the voter whose probabilities are thresholded.
         study_ids: the validation studies (their patients should be unseen by whatever was fitted before).
-        criterion: ``youden``, ``f1`` or ``accuracy`` (:func:`rag.retrieve.thresholds.best_threshold`).
+        criterion: how the threshold of "abnormal" (grade >= the positive grade) is chosen: ``youden``,
+            ``f1`` or ``accuracy`` (:func:`rag.retrieve.thresholds.best_threshold`). ``accuracy``
+            (the default) calls a finding only where that is right more often than calling it normal.
+        moderate_criterion: how the threshold of "moderate or worse" (the neighbours' share at grade
+            >= 2 against labels >= 2) is chosen; ``youden`` (the default) weighs a missed moderate
+            finding as much as a false call, so the draft states the findings that matter. None: not fitted.
         labels: phenotype -> study ID -> grade (e.g. ground truth); default: each study's own report
             section text read with the same keyword rules as the votes.
         exclude_same_patient: as in retrieval.
 
     Returns: the thresholds; phenotypes whose validation labels have one class only are skipped.
     """
+    for name in (criterion, moderate_criterion):
+        if name is not None and name not in CRITERIA:
+            raise RetrievalError(f"unknown threshold criterion {name!r}; use one of {', '.join(CRITERIA)}")
     findings = [p for p in voter.phenotypes.values() if p.kind == "finding"]
     probs: dict[str, list[float]] = {p.name: [] for p in findings}
+    probs2: dict[str, list[float]] = {p.name: [] for p in findings}
     ys: dict[str, list[int]] = {p.name: [] for p in findings}
+    ys2: dict[str, list[int]] = {p.name: [] for p in findings}
     for study_id in study_ids:
         prediction = voter.predict(
             study_id, names=[p.name for p in findings], exclude_same_patient=exclude_same_patient
@@ -383,6 +412,9 @@ def fit_thresholds(
                 continue
             probs[p.name].append(pred.probability)
             ys[p.name].append(int(grade >= p.positive_grade))
+            if pred.grade_probabilities is not None:
+                probs2[p.name].append(float(sum(pred.grade_probabilities[2:])))
+                ys2[p.name].append(int(grade >= 2))
     values: dict[str, float] = {}
     scores: dict[str, float] = {}
     support: dict[str, tuple[int, int]] = {}
@@ -394,10 +426,18 @@ def fit_thresholds(
             skipped[p.name] = f"validation labels of one class only ({support[p.name][0]} positive of {len(y)})"
             continue
         values[p.name], scores[p.name] = best_threshold(np.array(probs[p.name]), y, criterion)
+    moderate: dict[str, float] = {}
+    if moderate_criterion is not None:
+        for p in findings:
+            y2 = np.array(ys2[p.name], dtype=int)
+            if 0 < y2.sum() < len(y2):  # else no moderate finding to learn from: the "abnormal" threshold decides
+                moderate[p.name] = best_threshold(np.array(probs2[p.name]), y2, moderate_criterion)[0]
     weights = voter.retriever.weights
     return Thresholds(
         values=values,
         criterion=criterion,
+        moderate=moderate,
+        moderate_criterion=moderate_criterion or "",
         scores=scores,
         support=support,
         k=voter.k,

@@ -9,7 +9,7 @@ import pytest
 from rag.core.errors import RetrievalError
 from rag.retrieve.retriever import CaseRetriever
 from rag.retrieve.thresholds import Thresholds, best_threshold, thresholds_path
-from rag.retrieve.voting import NeighbourVoter, fit_thresholds
+from rag.retrieve.voting import NeighbourVoter, Prediction, fit_thresholds
 from rag.retrieve.weights import ViewWeights
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.sections import ECHO_SECTIONS
@@ -143,9 +143,17 @@ def test_thresholds_are_fitted_on_validation_studies_stored_and_reloaded(
     assert path == tmp_path / "split.thresholds.json"
     loaded = Thresholds.load(path)
     assert loaded == fitted
+    assert fitted.criterion == "accuracy" and fitted.moderate_criterion == "youden"
+    assert 0.0 < fitted.moderate["pericardial_effusion"] <= 1.0  # V0, V1 state a large effusion (grade 3)
     judged = NeighbourVoter(voter.retriever, k=N, thresholds=loaded)
-    assert judged.predict(validation[0]).predictions["pericardial_effusion"].positive is True
-    assert judged.predict(validation[2]).predictions["pericardial_effusion"].positive is False
+    large = judged.predict(validation[0]).predictions["pericardial_effusion"]
+    assert large.positive is True and large.moderate is True and large.voted_grade() == 3
+    none = judged.predict(validation[2]).predictions["pericardial_effusion"]
+    assert none.positive is False and none.moderate is False and none.voted_grade() == 0
+    without = fit_thresholds(voter, validation, criterion="youden", moderate_criterion=None)
+    assert without.moderate == {} and without.moderate_criterion == ""
+    with pytest.raises(RetrievalError, match="unknown threshold criterion 'auc'"):
+        fit_thresholds(voter, validation, moderate_criterion="auc")
     with pytest.raises(RetrievalError, match="no thresholds file"):
         Thresholds.load(tmp_path / "absent.json")
     (tmp_path / "other.json").write_text('{"values": {}}')
@@ -169,3 +177,32 @@ def test_votes_are_similarity_weighted(fake: FakeArchive, voter: NeighbourVoter)
     assert sharp.predictions["lvef"].value == pytest.approx(20.0, abs=1e-3)  # the nearest neighbour's value
     with pytest.raises(RetrievalError, match="temperature"):
         NeighbourVoter(voter.retriever, temperature=0.0)
+
+
+def _finding(probs: tuple[float, float, float, float], positive: bool | None, moderate: bool | None) -> Prediction:
+    return Prediction(
+        name="mitral_regurgitation",
+        section="Mitral Valve",
+        kind="finding",
+        value=None,
+        unit=None,
+        probability=1.0 - probs[0],
+        grade_probabilities=probs,
+        positive=positive,
+        threshold=0.3 if positive is not None else None,
+        neighbours=[],
+        n_searched=10,
+        moderate=moderate,
+    )
+
+
+def test_the_voted_grade_follows_both_thresholds() -> None:
+    probs = (0.55, 0.25, 0.15, 0.05)  # most neighbours normal; of the abnormal ones most are mild
+    assert _finding(probs, None, None).voted_grade() == 0  # no thresholds: the most probable grade
+    assert _finding(probs, False, False).voted_grade() == 0
+    assert _finding(probs, True, False).voted_grade() == 1  # abnormal: the most probable abnormal grade
+    # a share of moderate-or-worse neighbours above its own threshold calls the finding moderate or
+    # worse even where the "abnormal" threshold (fitted for accuracy, so cautious) is not reached
+    assert _finding(probs, False, True).voted_grade() == 2
+    assert _finding((0.5, 0.0, 0.1, 0.4), True, True).voted_grade() == 3
+    assert _finding(probs, True, None).voted_grade() == 1  # thresholds fitted without a moderate tier
