@@ -97,8 +97,11 @@ class DraftContext:
 
         With fitted thresholds, a finding is moderate or worse when its moderate threshold is reached,
         abnormal when its threshold is, else grade 0 (:meth:`rag.retrieve.voting.Prediction.voted_grade`);
-        without, the most probable grade.
+        without, the most probable grade. LV systolic dysfunction follows the voted LVEF where there is
+        one (ASE cut-offs, :func:`rag.vocab.cutoffs.lvef_grades`), so a draft never says "mildly
+        reduced" beside an LVEF of 60 %.
         """
+        from rag.vocab.cutoffs import lvef_grades
         from rag.vocab.findings import PHENOTYPES
 
         out: dict[str, int] = {}
@@ -108,6 +111,12 @@ class DraftContext:
             if p is None or p.section != section or p.kind != "finding" or grade is None:
                 continue
             out[name] = grade
+        lvef = self.voted_values.get("lvef")
+        if "lv_systolic_dysfunction" in out and lvef is not None:
+            # LV function is graded by the LVEF (ASE): the stated grade never contradicts the stated number
+            allowed = lvef_grades(lvef[0])
+            voted = out["lv_systolic_dysfunction"]
+            out["lv_systolic_dysfunction"] = voted if voted in allowed else min(allowed, key=lambda g: abs(g - voted))
         return out
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "la_diameter_grade",
     "lv_size_grade",
     "lvef_grade",
+    "lvef_grades",
     "pasp_grade",
     "tenths",
     "wall_thickness_grade",
@@ -83,6 +84,12 @@ def lvef_grade(lvef: float, sex: str) -> int:
     if value >= 41:
         return 1
     return 2 if value >= 30 else 3
+
+
+def lvef_grades(lvef: float) -> tuple[int, ...]:
+    """The LV systolic dysfunction grades an LVEF allows when the patient's sex is not known: one,
+    except between the men's and women's lower limits of normal (52-53 %: normal or mildly reduced)."""
+    return tuple(sorted({lvef_grade(lvef, sex) for sex in _LVEF_NORMAL}))
 
 
 def pasp_grade(pasp_mmhg: float) -> int:

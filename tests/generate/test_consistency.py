@@ -62,3 +62,26 @@ def test_no_drafted_sentence_contradicts_the_vote_and_abnormal_votes_are_stated(
                 rule = PHENOTYPES[name].rule
                 assert drafted is not None and rule is not None, (study, section_name, name)
                 assert any(sentence_grades(s.text, rule) for s in drafted.sentences), (study, name, drafted.text)
+
+
+def test_the_lv_function_stated_agrees_with_the_lvef_stated(drafter: Drafter) -> None:
+    from rag.vocab.cutoffs import lvef_grades
+
+    checked = 0
+    for study in sorted(drafter.retriever.studies.study_ids.tolist()):
+        context = drafter.context(int(study))
+        lvef = context.voted_values.get("lvef")
+        grades = context.voted_grades("Left Ventricle")
+        if lvef is None or "lv_systolic_dysfunction" not in grades:
+            continue
+        checked += 1
+        assert grades["lv_systolic_dysfunction"] in lvef_grades(lvef[0]), (study, lvef, grades)
+    assert checked > 0
+
+
+def test_lvef_grades_without_the_patients_sex() -> None:
+    from rag.vocab.cutoffs import lvef_grades
+
+    assert lvef_grades(60.0) == (0,)
+    assert lvef_grades(52.6) == (0, 1)  # normal for a man, mildly reduced for a woman
+    assert lvef_grades(45.0) == (1,) and lvef_grades(35.0) == (2,) and lvef_grades(25.0) == (3,)
