@@ -36,9 +36,9 @@ STEPS = ("simulate", "ingest", "train", "embed", "index", "view weights", "knowl
 class DemoOptions:
     """What the demo builds: archive size, training length, which held-out study to draft."""
 
-    patients: int = 12
+    patients: int = 36
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 40
     workers: int = 2
     held_out: int = 1
     progress: bool = field(default_factory=lambda: sys.stderr.isatty())
@@ -74,7 +74,7 @@ def run_demo(cfg: RagConfig, opts: DemoOptions, *, echo: Callable[[str], None] =
     """Run the main job in ``cfg.home``; returns the folder of the written drafts."""
     from tqdm import tqdm
 
-    from rag.simulate.archive import simulate_archive
+    from rag.simulate.archive import SimulationOptions, simulate_archive
 
     home = cfg.home
     home.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,12 @@ def run_demo(cfg: RagConfig, opts: DemoOptions, *, echo: Callable[[str], None] =
         if not done:
             with tqdm(desc="simulate", unit="study", disable=not opts.progress) as bar:
                 s = simulate_archive(
-                    archive, patients=opts.patients, seed=opts.seed, workers=opts.workers, progress=bar.update
+                    archive,
+                    patients=opts.patients,
+                    seed=opts.seed,
+                    workers=opts.workers,
+                    options=SimulationOptions(height=150, width=200),  # rendered near the stored size: faster
+                    progress=bar.update,
                 )
             echo(f"      {s.patients} patients, {s.studies} studies, {s.clips} clips, {s.reports} reports")
 

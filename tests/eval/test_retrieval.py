@@ -80,6 +80,7 @@ def test_evaluation_command_writes_json_markdown_plots_and_the_draft_table(
     assert set(data["drafts"]) == {"top-1 copy", "vote-agreeing", "all normal", "prior"}
     assert data["drafts"]["vote-agreeing"]["consistent"]["mean"] == 1.0  # no sentence contradicts its vote
     assert "all normal" in result.output and "no contradiction" in result.output
+    assert "fitted on validation patients" in result.output  # the thresholds the drafts used, and where from
     markdown = (out / "evaluation.md").read_text()
     assert "| metric |" in markdown and "roc-learned.svg" in markdown
     svg = (out / "roc-learned.svg").read_text()
@@ -109,3 +110,7 @@ def test_no_test_patient_is_in_the_reference_or_the_fitted_table(embedded_archiv
     assert tested == set(held)
     assert not tested & {patient[s] for s in report.reference_studies}
     assert report.fit is not None and report.n_test == len(report.test_studies)
+    # the table's check and the draft thresholds are fitted on validation patients: apart from the test
+    validated = {patient[s] for s in report.validation_studies}
+    assert validated and not tested & validated
+    assert set(report.validation_studies) <= set(report.reference_studies)
