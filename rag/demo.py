@@ -178,34 +178,20 @@ def _view_weights(cfg: RagConfig, store: Store, folder: Path, checkpoint: Path, 
     so that the drafted (held-out) patient is unseen by every fitted part."""
     from rag.draft.drafter import WEIGHTS_FILE
     from rag.encoders.checkpoint import read_checkpoint
-    from rag.retrieve import (
-        CaseRetriever,
-        NeighbourVoter,
-        ViewWeights,
-        fit_thresholds,
-        fit_view_weights,
-        split_patients,
-        thresholds_path,
-    )
+    from rag.retrieve import CaseRetriever, ViewWeights, thresholds_path
+    from rag.retrieve.calibrate import calibrate
 
-    held_out = set((read_checkpoint(checkpoint).get("extra") or {}).get("val_patients") or [])
+    held_out = (read_checkpoint(checkpoint).get("extra") or {}).get("val_patients") or []
     retriever = CaseRetriever(store, folder, ViewWeights.default())
-    catalog = retriever.catalog
-    usable = {
-        s: info.patient_id
-        for s, info in ((s, catalog.studies[s]) for s in catalog.studies)
-        if s in retriever.studies and info.patient_pseudonym not in held_out
-    }
-    retriever = retriever.restricted(usable)  # neighbours come from training patients only
-    val, train = split_patients(usable, (0.25,), seed=0)
-    result = fit_view_weights(retriever, train_studies=train, val_studies=val)
-    path = result.weights.save(cfg.home / WEIGHTS_FILE, header=result.lines())
-    for line in result.lines()[-2:]:
+    done = calibrate(retriever, exclude_patients=held_out)  # neighbours and fits from training patients only
+    path = done.fit.weights.save(cfg.home / WEIGHTS_FILE, header=done.fit.lines())
+    for line in done.fit.lines()[-2:]:
         echo(f"      {line}")
-    voter = NeighbourVoter(retriever.with_weights(result.weights), k=50)
-    fitted = fit_thresholds(voter, val)
-    fitted.save(thresholds_path(path))
-    echo(f"      weights: {path}; thresholds for {len(fitted.values)} findings")
+    n = 0
+    if done.thresholds is not None:
+        done.thresholds.save(thresholds_path(path))
+        n = len(done.thresholds.values)
+    echo(f"      weights: {path}; thresholds for {n} findings")
 
 
 def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> Path:

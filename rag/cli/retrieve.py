@@ -99,35 +99,48 @@ def fit_view_weights_cmd(
         bool, typer.Option(help="Also fit vote thresholds on the held-out patients and write them beside OUT.")
     ] = True,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per section for the vote thresholds.")] = 50,
+    held_out_of: Annotated[
+        Path | None,
+        typer.Option(
+            help="An encoder checkpoint: leave the patients its training held out out of the search and the fit "
+            "(so that they can be drafted or evaluated by parts that never saw them)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Learn the section x view weight table from the stored archive and write it as a plain file."""
-    from rag.retrieve.fit import fit_view_weights, split_patients
+    from rag.retrieve.calibrate import calibrate
     from rag.retrieve.thresholds import thresholds_path
-    from rag.retrieve.voting import NeighbourVoter, fit_thresholds
 
+    excluded: list[str] = []
+    if held_out_of is not None:
+        from rag.encoders.checkpoint import read_checkpoint
+
+        excluded = list((read_checkpoint(held_out_of).get("extra") or {}).get("val_patients") or [])
     with open_retriever(config, embeddings, start, "flat") as retriever:
         retriever.hard_views = hard
-        catalog = retriever.catalog
-        usable = {s: catalog.studies[s].patient_id for s in catalog.studies if s in retriever.studies}
-        val, train = split_patients(usable, (val_fraction,), seed=seed)
-        result = fit_view_weights(
+        done = calibrate(
             retriever,
-            train_studies=train,
-            val_studies=val,
+            exclude_patients=excluded,
+            val_fraction=val_fraction,
+            seed=seed,
+            k=k,
+            thresholds=thresholds,
+            progress=typer.echo if sys.stderr.isatty() else None,
             steps=steps,
             temperature=temperature,
             hard=hard,
-            progress=typer.echo if sys.stderr.isatty() else None,
         )
+        result = done.fit
         path = result.weights.save(out, header=result.lines())
         typer.echo(result.table())
         for line in result.lines():
             typer.echo(line)
+        if done.excluded_studies:
+            typer.echo(f"left out: {done.excluded_studies} studies of {len(excluded)} held-out patients")
         typer.echo(f"weights: {path}")
-        if thresholds and val:
-            voter = NeighbourVoter(retriever.with_weights(result.weights, hard_views=hard), k=k)
-            fitted = fit_thresholds(voter, val)
+        if done.thresholds is not None:
+            fitted = done.thresholds
             written = fitted.save(thresholds_path(path))
             typer.echo(f"thresholds: {written} ({len(fitted.values)} findings, {len(fitted.skipped)} skipped)")
 
