@@ -1,7 +1,8 @@
 """``rag eval ...`` commands: quality figures on held-out patients.
 
 ``rag eval retrieval`` (also ``rag retrieve evaluate``) scores the neighbour votes of uniform, default
-and learned view weights against a simulated archive's truth.
+and learned view weights against a simulated archive's truth; ``rag eval vqa`` scores an answerer on a
+medical VQA suite (``rag.eval.vqa``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import typer
 
 from rag.cli.common import ConfigOpt, friendly
 from rag.cli.retrieve import EmbeddingsOpt, open_retriever, weights_table
+from rag.cli.vqa import vqa_cmd
 
 eval_app = typer.Typer(help="Quality figures on held-out patients, each beside its baseline.", no_args_is_help=True)
+eval_app.command("vqa")(vqa_cmd)
 
 
 @eval_app.command("retrieval")

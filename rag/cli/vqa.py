@@ -1,0 +1,34 @@
+"""``rag eval vqa``: a medical VQA suite scored as its official script scores it (or corrected)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.common import friendly
+
+
+@friendly
+def vqa_cmd(
+    suite: Annotated[str, typer.Option(help="Suite name: vqa-rad.")],
+    data: Annotated[Path, typer.Option(help="The suite's folder (its documented files).")],
+    answerer: Annotated[str, typer.Option(help="retrieval (default), question-nn or majority.")] = "retrieval",
+    scoring: Annotated[
+        str, typer.Option(help="corrected (default) or official (the suite's own script, defects included).")
+    ] = "corrected",
+    leakage: Annotated[
+        str, typer.Option(help="When a test image or patient is in the corpus: refuse, exclude or allow.")
+    ] = "refuse",
+    k: Annotated[int, typer.Option(min=1, help="Neighbours that vote (retrieval answerers).")] = 1,
+    image_weight: Annotated[float, typer.Option(min=0.0, help="Image similarity weight beside the question's.")] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the response cache and results.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Answer at most this many new items.")] = None,
+) -> None:
+    """Evaluate an answerer on a suite's test split; its training split is the retrieval corpus."""
+    from rag.eval.vqa.harness import VQARun, evaluate_vqa
+
+    run = VQARun(suite, data, answerer, scoring, leakage, k, image_weight, out, limit)
+    result = evaluate_vqa(run, echo=typer.echo)
+    typer.echo(result.markdown())

@@ -1,0 +1,253 @@
+"""Run an answerer over a suite's test items: cached responses, resume, scores with intervals.
+
+Every answer is appended to ``<out>/responses.jsonl`` as it arrives, keyed by a hash of the
+answerer's fingerprint (model, settings, retrieval corpus version), the suite, the item and its
+question, so a run that stops resumes where it stopped and re-scoring (``--scoring``) needs no new
+answer. Scores are recomputed from the cache every time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.eval.drafts import Rate, rate
+from rag.eval.vqa.answerers import Answer, Answerer
+from rag.eval.vqa.corpus import Leakage
+from rag.eval.vqa.items import LoadReport, VQAItem
+from rag.eval.vqa.scoring import score_vqa_rad
+
+__all__ = ["ItemResult", "RunResult", "run_suite"]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One scored answer."""
+
+    id: str
+    question: str
+    reference: str
+    answer: str
+    part: str
+    correct: bool
+    precision: float
+    recall: float
+    f1: float
+    categories: dict[str, str]
+    retrieved: list[tuple[str, float]]
+    image: str
+    leaked: bool
+    prompt: str | None = None
+    raw: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The scored items of one run, how they were scored, and what was left out."""
+
+    suite: str
+    answerer: str
+    scoring: str
+    items: list[ItemResult]
+    skipped_rows: int
+    leakage: str
+    notes: list[str] = field(default_factory=list)
+
+    def accuracy(self, part: str | None = None, category: tuple[str, str] | None = None) -> Rate:
+        """Accuracy with a 95 % interval resampling images (questions on one image are not independent)."""
+        groups: dict[str, list[int]] = {}
+        for it in self.items:
+            if part is not None and it.part != part:
+                continue
+            if category is not None and it.categories.get(category[0]) != category[1]:
+                continue
+            groups.setdefault(it.image, []).append(int(it.correct))
+        return rate(list(groups.values()))
+
+    def summary(self) -> dict[str, Any]:
+        """Accuracies per part (and, as the official script reports them, its own aggregates)."""
+        open_items = [it for it in self.items if it.part == "open"]
+        out: dict[str, Any] = {
+            "suite": self.suite,
+            "answerer": self.answerer,
+            "scoring": self.scoring,
+            "n": len(self.items),
+            "skipped_rows": self.skipped_rows,
+            "leakage": self.leakage,
+        }
+        for name, part in (("all", None), ("closed", "closed"), ("open", "open")):
+            r = self.accuracy(part)
+            out[f"{name}_accuracy"] = {"mean": r.mean, "low": r.low, "high": r.high, "n": r.n}
+        for metric in ("precision", "recall", "f1"):
+            values = [getattr(it, metric) for it in open_items]
+            out[f"open_{metric}"] = sum(values) / len(values) if values else float("nan")
+        if self.scoring == "official" and open_items:
+            # MedEvalKit divides open accuracy by the open count a second time
+            out["official_open_acc"] = out["open_accuracy"]["mean"] / len(open_items)
+        return out
+
+    def breakdown(self, key: str) -> dict[str, Rate]:
+        values = sorted({it.categories.get(key, "") for it in self.items})
+        return {v: self.accuracy(category=(key, v)) for v in values}
+
+    def markdown(self) -> str:
+        s = self.summary()
+        lines = [
+            f"# {self.suite}: {self.answerer} ({self.scoring} scoring)",
+            "",
+            f"{s['n']} items scored; {self.skipped_rows} rows left out by the loader; leakage: {self.leakage}",
+            "",
+            "| part | accuracy [95 % CI] | n |",
+            "|---|---:|---:|",
+        ]
+        for name in ("closed", "open", "all"):
+            r = self.accuracy(None if name == "all" else name)
+            lines.append(f"| {name} | {r} | {r.n} |")
+        if self.scoring == "official" and "official_open_acc" in s:
+            lines.append(
+                f"| open, as the official script reports it (divided twice) | {s['official_open_acc']:.4f} | |"
+            )
+        lines += [
+            "",
+            f"open token overlap: precision {s['open_precision']:.3f}, recall {s['open_recall']:.3f}, "
+            f"F1 {s['open_f1']:.3f}",
+        ]
+        for key in sorted({k for it in self.items for k in it.categories}):
+            lines += ["", f"| {key} | accuracy [95 % CI] | n |", "|---|---:|---:|"]
+            lines += [f"| {v} | {r} | {r.n} |" for v, r in self.breakdown(key).items()]
+        lines += ["", *self.notes]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / "results.json", folder / "results.csv", folder / "results.md"]
+        data = {"summary": self.summary(), "items": [asdict(it) for it in self.items]}
+        paths[0].write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        with paths[1].open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "part", "correct", "reference", "answer", "question", "retrieved"])
+            for it in self.items:
+                w.writerow(
+                    [
+                        it.id,
+                        it.part,
+                        int(it.correct),
+                        it.reference,
+                        it.answer,
+                        it.question,
+                        " ".join(f"{i}:{s:.3f}" for i, s in it.retrieved),
+                    ]
+                )
+        paths[2].write_text(self.markdown(), encoding="utf-8")
+        return paths
+
+
+def cache_key(answerer: Answerer, suite: str, item: VQAItem) -> str:
+    payload = [answerer.fingerprint, suite, item.id, item.question, sorted(item.options.items())]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, Answer]:
+    out: dict[str, Answer] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            a = row["answer"]
+            out[row["key"]] = Answer(
+                text=a["text"],
+                retrieved=[(str(i), float(s)) for i, s in a.get("retrieved", [])],
+                prompt=a.get("prompt"),
+                raw=a.get("raw"),
+                tokens=(int(a["tokens"][0]), int(a["tokens"][1])) if a.get("tokens") else None,
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line cut short by a crash: that item is answered again
+    return out
+
+
+def run_suite(
+    test: LoadReport,
+    answerer: Answerer,
+    *,
+    scoring: str = "corrected",
+    cache: Path | None = None,
+    leakage: Leakage | None = None,
+    exclude_leaked: bool = False,
+    progress: Callable[[int], None] | None = None,
+    limit: int | None = None,
+) -> RunResult:
+    """Answer (or read from the cache) and score every test item.
+
+    Args:
+        exclude_leaked: hide from the answerer the corpus rows that share the item's image or patient.
+        limit: answer at most this many new items (the rest stay unanswered; a later run resumes).
+    """
+    done = _read_cache(cache) if cache is not None else {}
+    leak = leakage or Leakage()
+    new = 0
+    items: list[ItemResult] = []
+    prepare = getattr(answerer, "prepare", None)
+    if prepare is not None:
+        prepare([it for it in test.items if cache_key(answerer, test.suite, it) not in done])
+    handle = cache.open("a", encoding="utf-8") if cache is not None else None
+    if handle is not None and cache is not None and cache.stat().st_size:
+        with cache.open("rb") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                handle.write("\n")  # a line a crash left unfinished stays apart from the next answer
+    try:
+        for item in test.items:
+            key = cache_key(answerer, test.suite, item)
+            answer = done.get(key)
+            if answer is None:
+                if limit is not None and new >= limit:
+                    continue
+                excluded = set(leak.by_image.get(item.id, [])) | set(leak.by_patient.get(item.id, []))
+                answer = answerer.answer(item, excluded if exclude_leaked else ())
+                new += 1
+                if handle is not None:
+                    handle.write(json.dumps({"key": key, "id": item.id, "answer": asdict(answer)}) + "\n")
+                    handle.flush()
+                done[key] = answer
+            if progress is not None:
+                progress(1)
+            s = score_vqa_rad(item.answer, answer.text, item.answer_type, scoring)
+            items.append(
+                ItemResult(
+                    id=item.id,
+                    question=item.question,
+                    reference=item.answer,
+                    answer=answer.text,
+                    part=s.part,
+                    correct=s.correct,
+                    precision=s.precision,
+                    recall=s.recall,
+                    f1=s.f1,
+                    categories=dict(item.categories),
+                    retrieved=list(answer.retrieved),
+                    image=item.images[0].name if item.images else item.id,
+                    leaked=item.id in leak.items,
+                    prompt=answer.prompt,
+                    raw=answer.raw,
+                )
+            )
+    finally:
+        if handle is not None:
+            handle.close()
+    policy = (
+        "none checked"
+        if leakage is None
+        else (
+            f"{len(leak.items)} items leak; their own image/patient hidden from retrieval"
+            if exclude_leaked
+            else f"{len(leak.items)} items leak and were allowed"
+        )
+    )
+    return RunResult(test.suite, getattr(answerer, "name", "?"), scoring, items, len(test.skipped), policy)

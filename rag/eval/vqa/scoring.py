@@ -1,0 +1,157 @@
+"""Scorers of free and yes/no answers: the official rules reproduced, and the corrected ones.
+
+VQA-RAD is scored as MedEvalKit scores it (``utils/VQA_RAD/VQA_RAD.py`` ``cal_metrics`` with
+``utils/utils.py`` ``parse_response``, ``judge_judgement``, ``judge_open_end_vqa`` and
+``calculate_f1``, DAMO-NLP-SG/MedEvalKit, 2025):
+
+- the response is reduced to the content of its last ``\\boxed{...}``, else of ``<answer>...</answer>``,
+  lower-cased and stripped, then cut after the last answer marker ("answer:", "answer is", ...);
+- an item is *closed* when its reference is ``yes`` or ``no``; it is right when the response (dots and
+  newlines removed) contains ``yes`` or ``no`` but not both, and contains the reference: substrings,
+  so "nodule" reads as "no" and "not seen" as "no" (defect 1);
+- any other item is *open*: right on exact string equality with the reference (no normalisation;
+  the space an answer marker leaves counts); token-set precision, recall and F1, which the script
+  files under each other's names: "precision" holds F1, "recall" precision, "f1" recall (defect 2);
+- open accuracy is divided by the open count twice (defect 3).
+
+``official`` reproduces all three; ``corrected`` (the default) reads closed and open from the suite's
+own ``answer_type``, matches yes/no as whole words, compares normalised text (lower case, punctuation
+to spaces, spaces collapsed), names precision/recall/F1 right and divides once.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+__all__ = ["SCORINGS", "ItemScore", "boxed_content", "normalise", "official_parse", "score_vqa_rad"]
+
+SCORINGS = ("corrected", "official")
+
+_MARKERS = (
+    "**answer**:",
+    "**answer**",
+    "*answer*:",
+    "**answer:**",
+    "answer is",
+    "answer:",
+    "答案:",
+    "final answer",
+    "final answer is",
+)  # MedEvalKit parse_response, applied in this order, each keeping what follows its last occurrence
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One item's score: which part it counts in and whether it is right (plus token overlap for open)."""
+
+    part: str  # "closed" or "open"
+    correct: bool
+    precision: float = 0.0
+    recall: float = 0.0
+    f1: float = 0.0
+
+
+def boxed_content(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (braces balanced), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j].strip()
+    return None
+
+
+def _between(text: str, tag: str) -> str:
+    """MedEvalKit ``extract(text, tag)``: every ``<tag>...</tag>`` joined by spaces, else the text."""
+    parts, start = [], text.find(f"<{tag}>")
+    while start != -1:
+        end = text.find(f"</{tag}>", start + len(tag) + 2)
+        if end == -1:
+            break
+        parts.append(text[start + len(tag) + 2 : end])
+        start = text.find(f"<{tag}>", end + len(tag) + 3)
+    joined = " ".join(parts).strip()
+    return joined if joined else text
+
+
+def official_parse(response: str) -> str:
+    """The response as MedEvalKit reads it (``cal_metrics`` then ``parse_response``)."""
+    boxed = boxed_content(response)
+    if boxed is not None:
+        response = boxed
+    elif "<answer>" in response:
+        response = _between(response, "answer")
+    response = response.lower().strip()
+    if "boxed" in response:
+        inner = boxed_content(response)
+        response = inner if inner is not None else "None"
+    elif "<answer>" in response:
+        response = _between(response, "answer")
+    for marker in _MARKERS:
+        if marker in response:
+            response = response.split(marker)[-1]
+    return response
+
+
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation to spaces, spaces collapsed."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def _overlap(prediction: str, reference: str) -> tuple[float, float, float]:
+    """Token-set precision, recall, F1 (0 when either side is empty)."""
+    p, r = set(prediction.split()), set(reference.split())
+    if not p or not r:
+        return 0.0, 0.0, 0.0
+    common = len(p & r)
+    if common == 0:
+        return 0.0, 0.0, 0.0
+    precision, recall = common / len(p), common / len(r)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def score_vqa_rad(reference: str, response: str, answer_type: str, scoring: str = "corrected") -> ItemScore:
+    """Score one VQA-RAD answer (see the module docstring for both rules)."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORINGS)}")
+    gold = reference.lower().strip()
+    if scoring == "official":
+        parsed = official_parse(response or "")
+        if gold in ("yes", "no"):
+            flat = parsed.replace("\n", "").replace(".", "")
+            return ItemScore("closed", (("yes" in flat) ^ ("no" in flat)) and gold in flat)
+        precision, recall, f1 = _overlap(parsed.lower(), gold)
+        # calculate_f1 returns (f1, precision, recall); cal_metrics unpacks it as (precision, recall, f1)
+        return ItemScore("open", parsed == gold, precision=f1, recall=precision, f1=recall)
+    said = normalise(_corrected_parse(response or ""))
+    want = normalise(gold)
+    part = "closed" if answer_type == "closed" else "open"
+    if want in ("yes", "no"):
+        words = set(said.split())
+        stated = {w for w in ("yes", "no") if w in words}
+        return ItemScore(part, stated == {want})
+    precision, recall, f1 = _overlap(said, want)
+    return ItemScore(part, said == want, precision=precision, recall=recall, f1=f1)
+
+
+def _corrected_parse(response: str) -> str:
+    boxed = boxed_content(response)
+    if boxed is not None:
+        return boxed
+    text = _between(response, "answer") if "<answer>" in response else response
+    low = text.lower()
+    for marker in _MARKERS:
+        if marker in low:
+            low = low.split(marker)[-1]
+    return low
