@@ -14,7 +14,9 @@ from rag.cli.common import friendly
 def vqa_cmd(
     suite: Annotated[str, typer.Option(help="Suite name: vqa-rad.")],
     data: Annotated[Path, typer.Option(help="The suite's folder (its documented files).")],
-    answerer: Annotated[str, typer.Option(help="retrieval (default), question-nn or majority.")] = "retrieval",
+    answerer: Annotated[
+        str, typer.Option(help="retrieval (default), question-nn, majority or openai (a served model).")
+    ] = "retrieval",
     scoring: Annotated[
         str, typer.Option(help="corrected (default) or official (the suite's own script, defects included).")
     ] = "corrected",
@@ -25,10 +27,18 @@ def vqa_cmd(
     image_weight: Annotated[float, typer.Option(min=0.0, help="Image similarity weight beside the question's.")] = 1.0,
     out: Annotated[Path | None, typer.Option(help="Folder for the response cache and results.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Answer at most this many new items.")] = None,
+    arm: Annotated[
+        str, typer.Option(help="openai answerer: no-rag, rag (numbered reference cases first) or both, compared.")
+    ] = "both",
+    base_url: Annotated[str | None, typer.Option(help="openai answerer: the server (default: llm.base_url).")] = None,
+    model: Annotated[str | None, typer.Option(help="openai answerer: the served model (default: llm.model).")] = None,
+    images: Annotated[
+        bool, typer.Option(help="openai answerer: send the images (--no-images for text-only models).")
+    ] = True,
 ) -> None:
     """Evaluate an answerer on a suite's test split; its training split is the retrieval corpus."""
     from rag.eval.vqa.harness import VQARun, evaluate_vqa
 
-    run = VQARun(suite, data, answerer, scoring, leakage, k, image_weight, out, limit)
-    result = evaluate_vqa(run, echo=typer.echo)
-    typer.echo(result.markdown())
+    run = VQARun(suite, data, answerer, scoring, leakage, k, image_weight, out, limit, arm, base_url, model, images)
+    report = evaluate_vqa(run, echo=typer.echo)
+    typer.echo(report.markdown())

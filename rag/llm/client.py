@@ -71,6 +71,16 @@ class JSONCompletion:
     """The model name the server reported."""
 
 
+@dataclass(frozen=True)
+class TextCompletion:
+    """A free-text answer of the model."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None
+    model: str
+
+
 class ChatClient:
     """OpenAI-compatible chat completions over HTTP (httpx), with JSON-schema answers.
 
@@ -179,6 +189,53 @@ class ChatClient:
                 "json_schema": {"name": schema_name, "schema": schema, "strict": True},
             },
         }
+        done = self._complete(payload)
+        text, usage, finish_reason = done.text, done.usage, done.finish_reason
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            hint = (
+                f"; the answer was cut at max_tokens={max_tokens}: raise max_tokens (llm.max_tokens)"
+                if finish_reason == "length"
+                else ""
+            )
+            raise LLMOutputError(
+                f"The model's answer is not valid JSON ({e.msg} at character {e.pos}), "
+                f"finish_reason={finish_reason!r}{hint}. Answer: {_excerpt(text)}",
+                finish_reason=finish_reason,
+                text=text,
+            ) from e
+        if not isinstance(data, dict):
+            raise LLMOutputError(
+                f"The model's answer is JSON but not an object (a {type(data).__name__}), "
+                f"finish_reason={finish_reason!r}. Answer: {_excerpt(text)}",
+                finish_reason=finish_reason,
+                text=text,
+            )
+        return JSONCompletion(data=data, text=text, usage=usage, finish_reason=finish_reason, model=done.model)
+
+    def complete_text(
+        self, messages: Sequence[Mapping[str, Any]], *, max_tokens: int, temperature: float = 0.0
+    ) -> TextCompletion:
+        """Ask for one free-text answer. ``content`` may be a string or OpenAI content parts (text and
+        ``image_url`` with a base64 data URL) for vision-language models.
+
+        Raises:
+            LLMConnectionError / LLMHTTPError: as :meth:`complete_json`.
+        """
+        if max_tokens < 1:
+            raise LLMError(f"max_tokens must be >= 1, got {max_tokens}")
+        if not messages:
+            raise LLMError("messages must hold at least one chat message")
+        payload = {
+            "model": self.model,
+            "messages": [dict(m) for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        return self._complete(payload)
+
+    def _complete(self, payload: dict[str, Any]) -> TextCompletion:
         t0 = time.perf_counter()
         body = self._request("POST", "/chat/completions", payload=payload)
         seconds = time.perf_counter() - t0
@@ -205,30 +262,7 @@ class ChatClient:
             usage.tokens_per_second,
             finish_reason,
         )
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            hint = (
-                f"; the answer was cut at max_tokens={max_tokens}: raise max_tokens (llm.max_tokens)"
-                if finish_reason == "length"
-                else ""
-            )
-            raise LLMOutputError(
-                f"The model's answer is not valid JSON ({e.msg} at character {e.pos}), "
-                f"finish_reason={finish_reason!r}{hint}. Answer: {_excerpt(text)}",
-                finish_reason=finish_reason,
-                text=text,
-            ) from e
-        if not isinstance(data, dict):
-            raise LLMOutputError(
-                f"The model's answer is JSON but not an object (a {type(data).__name__}), "
-                f"finish_reason={finish_reason!r}. Answer: {_excerpt(text)}",
-                finish_reason=finish_reason,
-                text=text,
-            )
-        return JSONCompletion(
-            data=data, text=text, usage=usage, finish_reason=finish_reason, model=str(body.get("model", self.model))
-        )
+        return TextCompletion(text, usage, finish_reason, str(body.get("model", self.model)))
 
     def _request(self, method: str, path: str, *, payload: Any = None) -> dict[str, Any]:
         url = f"{self.base_url}{path}"

@@ -12,9 +12,10 @@ from rag.eval.vqa.loaders import VQAError, load_suite
 from rag.eval.vqa.runner import RunResult, run_suite
 from rag.eval.vqa.scoring import SCORINGS
 
-__all__ = ["ANSWERERS", "VQARun", "evaluate_vqa"]
+__all__ = ["ANSWERERS", "ARMS", "VQAReport", "VQARun", "evaluate_vqa"]
 
-ANSWERERS = ("retrieval", "question-nn", "majority")
+ANSWERERS = ("retrieval", "question-nn", "majority", "openai")
+ARMS = ("no-rag", "rag", "both")
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,29 @@ class VQARun:
     image_weight: float = 1.0
     out: Path | None = None
     limit: int | None = None
+    arm: str = "both"
+    base_url: str | None = None
+    model: str | None = None
+    images: bool = True
+    context_k: int = 3
+    max_tokens: int = 32
 
 
-def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> RunResult:
+@dataclass
+class VQAReport:
+    """The runs (one per answerer arm) and, with two arms, their paired comparison."""
+
+    runs: list[RunResult]
+    comparison: str | None = None
+
+    def markdown(self) -> str:
+        parts = [r.markdown() for r in self.runs]
+        if self.comparison:
+            parts.append(self.comparison)
+        return "\n".join(parts)
+
+
+def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQAReport:
     """Evaluate one answerer on a suite's test split (its training split is the retrieval corpus).
 
     Raises:
@@ -52,6 +73,7 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> RunResu
         (run.answerer, ANSWERERS, "answerer"),
         (run.scoring, SCORINGS, "scoring"),
         (run.leakage, LEAKAGE_POLICIES, "leakage policy"),
+        (run.arm, ARMS, "arm"),
     ):
         if value not in allowed:
             raise VQAError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
@@ -59,11 +81,9 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> RunResu
     test = load_suite(run.suite, run.data, "test")
     for line in train.lines() + test.lines():
         echo(line)
-    answerer: Answerer
     leak = None
-    if run.answerer == "majority":
-        answerer = MajorityAnswerer(train.items)
-    else:
+    corpus = None
+    if run.answerer != "majority" and (run.answerer != "openai" or run.arm != "no-rag"):
         corpus = Corpus(train.items)
         leak = corpus.leakage(test.items)
         echo(f"leakage: {leak.line(len(test.items))}")
@@ -72,23 +92,58 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> RunResu
                 f"{leak.line(len(test.items))}: retrieval would see the answers' own images. "
                 "Run with --leakage exclude (hide them from each test item) or --leakage allow (use them and report it)"
             )
+    answerers: list[Answerer] = []
+    if run.answerer == "majority":
+        answerers.append(MajorityAnswerer(train.items))
+    elif run.answerer == "openai":
+        answerers += _model_arms(run, corpus)
+    else:
+        assert corpus is not None
         iw = 0.0 if run.answerer == "question-nn" else run.image_weight
-        answerer = RetrievalAnswerer(corpus, k=run.k, image_weight=iw, name=run.answerer)
+        answerers.append(RetrievalAnswerer(corpus, k=run.k, image_weight=iw, name=run.answerer))
     cache = None
     if run.out is not None:
         run.out.mkdir(parents=True, exist_ok=True)
         cache = run.out / "responses.jsonl"
-    result = run_suite(
-        test,
-        answerer,
-        scoring=run.scoring,
-        cache=cache,
-        leakage=leak,
-        exclude_leaked=run.leakage == "exclude",
-        limit=run.limit,
+    results = []
+    for answerer in answerers:
+        result = run_suite(
+            test,
+            answerer,
+            scoring=run.scoring,
+            cache=cache,
+            leakage=leak,
+            exclude_leaked=run.leakage == "exclude",
+            limit=run.limit,
+        )
+        result.notes.append(f"answerer: {answerer.fingerprint}")
+        results.append(result)
+        if run.out is not None:
+            folder = run.out / answerer.name.replace("/", "_") if len(answerers) > 1 else run.out
+            for path in result.write(folder):
+                echo(f"wrote {path}")
+    report = VQAReport(results)
+    if len(results) == 2:
+        from rag.eval.vqa.compare import comparison_table
+
+        report.comparison = comparison_table(results[0], results[1])
+        if run.out is not None:
+            (run.out / "comparison.md").write_text(report.comparison, encoding="utf-8")
+            echo(f"wrote {run.out / 'comparison.md'}")
+    return report
+
+
+def _model_arms(run: VQARun, corpus: Corpus | None) -> list[Answerer]:
+    """The served model's answerers: the no-rag arm, the rag arm, or both (that order)."""
+    from rag.core.config import load_config
+    from rag.eval.vqa.model import OpenAIAnswerer
+    from rag.llm import ChatClient
+
+    llm = load_config().llm
+    client = ChatClient(
+        run.base_url or llm.base_url, run.model or llm.model, api_key=llm.api_key, timeout=llm.timeout_s
     )
-    result.notes.append(f"answerer: {answerer.fingerprint}")
-    if run.out is not None:
-        for path in result.write(run.out):
-            echo(f"wrote {path}")
-    return result
+    retriever = RetrievalAnswerer(corpus, k=max(run.context_k, 1), image_weight=run.image_weight) if corpus else None
+    arms = {"no-rag": [False], "rag": [True], "both": [False, True]}[run.arm]
+    settings = {"k": run.context_k, "images": run.images, "max_tokens": run.max_tokens}
+    return [OpenAIAnswerer(client, rag=rag, retriever=retriever, **settings) for rag in arms]  # type: ignore[arg-type]

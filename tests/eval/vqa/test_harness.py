@@ -49,8 +49,8 @@ def test_leakage_is_found_by_pixels_and_refused_unless_asked(vqa_rad_folder: Pat
     (vqa_rad_folder / "testset.json").write_text(json.dumps(rows))
     with pytest.raises(VQAError, match="1 of 2 test items have their image"):
         evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder), echo=lambda _: None)
-    allowed = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, leakage="allow"), echo=lambda _: None)
-    excluded = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, leakage="exclude"), echo=lambda _: None)
+    allowed = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, leakage="allow"), echo=lambda _: None).runs[0]
+    excluded = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, leakage="exclude"), echo=lambda _: None).runs[0]
     leaked = next(it for it in allowed.items if it.id == "101")
     assert leaked.leaked and "1 items leak" in allowed.leakage
     # the leaked item's own image (train items 1 and 2) is used when allowed, hidden when excluded
@@ -115,7 +115,7 @@ def test_a_killed_run_resumes_without_answering_twice(vqa_rad_folder: Path, tmp_
 
 def test_results_are_written(vqa_rad_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, answerer="majority", out=out), echo=lambda _: None)
+    result = evaluate_vqa(VQARun("vqa-rad", vqa_rad_folder, answerer="majority", out=out), echo=lambda _: None).runs[0]
     data = json.loads((out / "results.json").read_text())
     assert data["summary"]["n"] == 2 and data["summary"]["skipped_rows"] == 2
     assert (out / "results.csv").read_text().startswith("id,part,correct")
@@ -126,8 +126,8 @@ def test_results_are_written(vqa_rad_folder: Path, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="VQA-RAD is not in ../shared/data/vqa_rad")
 def test_vqa_rad_retrieval_beats_the_majority_answer() -> None:
-    majority = evaluate_vqa(VQARun("vqa-rad", SHARED, answerer="majority"), echo=lambda _: None)
-    retrieval = evaluate_vqa(VQARun("vqa-rad", SHARED, leakage="allow"), echo=lambda _: None)
+    majority = evaluate_vqa(VQARun("vqa-rad", SHARED, answerer="majority"), echo=lambda _: None).runs[0]
+    retrieval = evaluate_vqa(VQARun("vqa-rad", SHARED, leakage="allow"), echo=lambda _: None).runs[0]
     assert len(retrieval.items) == 451 and retrieval.skipped_rows == 0
     closed, baseline = retrieval.accuracy("closed"), majority.accuracy("closed")
     assert closed.n == 272 and closed.mean > baseline.mean + 0.15, (closed, baseline)
