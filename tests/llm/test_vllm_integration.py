@@ -104,6 +104,28 @@ def test_vllm_serves_schema_bound_json_and_drafts_a_report(
         assert names <= set(DRAFT_SCHEMA["properties"]["sections"]["items"]["properties"]["name"]["enum"])
         cited = [e for s in report.sections for x in s.sentences for e in x.evidence if isinstance(e, CaseEvidence)]
         assert all(e.study_id != study for e in cited)
+
+        # the VQA harness against the same server: SmolLM2 is text-only, so question-only, both arms
+        from rag.eval.vqa.harness import VQARun, evaluate_vqa
+        from tests.eval.vqa._suite import write_vqa_rad
+
+        suite = write_vqa_rad(tmp_path / "vqa_rad")
+        run = VQARun(
+            "vqa-rad",
+            suite,
+            answerer="openai",
+            leakage="exclude",
+            base_url=server.base_url,
+            model="smollm2-test",
+            images=False,
+            out=tmp_path / "vqa",
+        )
+        vqa = evaluate_vqa(run, echo=lambda _: None)
+        plain, rag = vqa.runs
+        assert [len(plain.items), len(rag.items)] == [2, 2] and vqa.comparison is not None
+        assert all(it.raw is not None and it.prompt for it in plain.items + rag.items)
+        assert all(it.retrieved for it in rag.items) and not any(it.retrieved for it in plain.items)
+        print(f"vqa: {[it.answer for it in plain.items]} / rag {[it.answer for it in rag.items]}")
     assert not server.running and server.pid is None
     assert not _alive(pid) and _group_members(pid) == []
     assert "Application startup complete" in (tmp_path / "vllm.log").read_text()

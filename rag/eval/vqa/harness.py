@@ -77,13 +77,14 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
     ):
         if value not in allowed:
             raise VQAError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
-    train = load_suite(run.suite, run.data, "train")
+    needs_corpus = run.answerer != "openai" or run.arm != "no-rag"
+    train = load_suite(run.suite, run.data, "train") if needs_corpus else None
     test = load_suite(run.suite, run.data, "test")
-    for line in train.lines() + test.lines():
+    for line in (train.lines() if train else []) + test.lines():
         echo(line)
     leak = None
     corpus = None
-    if run.answerer != "majority" and (run.answerer != "openai" or run.arm != "no-rag"):
+    if train is not None and run.answerer != "majority":
         corpus = Corpus(train.items)
         leak = corpus.leakage(test.items)
         echo(f"leakage: {leak.line(len(test.items))}")
@@ -94,6 +95,7 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
             )
     answerers: list[Answerer] = []
     if run.answerer == "majority":
+        assert train is not None
         answerers.append(MajorityAnswerer(train.items))
     elif run.answerer == "openai":
         answerers += _model_arms(run, corpus)

@@ -92,3 +92,151 @@ def load_suite(suite: str, folder: Path | str, split: str) -> LoadReport:
     if loader is None:
         raise VQAError(f"unknown suite {suite!r}; known: {', '.join(sorted(SUITES))}")
     return loader(Path(folder), split)
+
+
+def load_slake(folder: Path, split: str) -> LoadReport:
+    """SLAKE: ``train.json`` / ``validate.json`` / ``test.json`` with records ``img_id, img_name, question,
+    answer, q_lang, modality, answer_type, content_type`` and ``imgs/<img_name>``; English questions only
+    (``q_lang == "en"``; the others are not counted as left out)."""
+    name = {"train": "train.json", "val": "validate.json", "test": "test.json"}.get(split)
+    if name is None:
+        raise VQAError(f"SLAKE has the splits train, val and test, not {split!r}")
+    path = folder / name
+    report = LoadReport("slake", split, [])
+    for i, row in enumerate(_json_rows(path)):
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not a record")
+            if str(row.get("q_lang", "en")).lower() != "en":
+                continue
+            kind = _text(row, "answer_type").upper()
+            if kind not in ("CLOSED", "OPEN"):
+                raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+            image = folder / "imgs" / _text(row, "img_name")
+            if not image.is_file():
+                raise ValueError(f"image {image} not found")
+            report.items.append(
+                VQAItem(
+                    id=str(row.get("qid", i)),
+                    images=(image,),
+                    question=_text(row, "question"),
+                    answer=_text(row, "answer"),
+                    answer_type=kind.lower(),
+                    categories={
+                        "modality": str(row.get("modality") or "UNKNOWN"),
+                        "content_type": str(row.get("content_type") or "UNKNOWN"),
+                    },
+                    patient=str(row["img_id"]) if row.get("img_id") is not None else None,
+                )
+            )
+        except ValueError as e:
+            report.skipped.append(Skipped(str(path), i, str(e)))
+    return report
+
+
+_LETTERS = "ABCDE"
+
+
+def load_medbookvqa(folder: Path, split: str) -> LoadReport:
+    """MedBookVQA: ``data.json`` with records ``_id, QAtype, Question, Answer, Distractors[3],
+    correct_choice, image_path, LABEL{Modality, Anatomy, Department}``; four options, the answer at the
+    ``correct_choice`` letter and the distractors in order at the others. A test suite only."""
+    if split != "test":
+        raise VQAError(f"MedBookVQA has a test split only, not {split!r}: use an answerer without a corpus")
+    path = folder / "data.json"
+    report = LoadReport("medbookvqa", split, [])
+    for i, row in enumerate(_json_rows(path)):
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not a record")
+            distractors = row.get("Distractors")
+            if not isinstance(distractors, list) or len(distractors) != 3:
+                raise ValueError("field 'Distractors' is not a list of 3 options")
+            letter = _text(row, "correct_choice").strip("() .").upper()
+            if letter not in _LETTERS[:4]:
+                raise ValueError(f"field 'correct_choice' is {letter!r}, not one of A-D")
+            others = iter(str(d) for d in distractors)
+            options = {c: (_text(row, "Answer") if c == letter else next(others)) for c in _LETTERS[:4]}
+            image = folder / _text(row, "image_path")
+            if not image.is_file():
+                raise ValueError(f"image {image} not found")
+            raw_label = row.get("LABEL")
+            label: dict[str, Any] = raw_label if isinstance(raw_label, dict) else {}
+            report.items.append(
+                VQAItem(
+                    id=_text(row, "_id"),
+                    images=(image,),
+                    question=_text(row, "Question"),
+                    answer=letter,
+                    answer_type="closed",
+                    options=options,
+                    categories={
+                        k.lower(): str(label.get(k) or "UNKNOWN") for k in ("Modality", "Anatomy", "Department")
+                    },
+                )
+            )
+        except ValueError as e:
+            report.skipped.append(Skipped(str(path), i, str(e)))
+    return report
+
+
+def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
+    """GMAI-MMBench as VLMEvalKit ships it: ``GMAI-MMBench_VAL.tsv`` (split ``train``: the corpus) and
+    ``GMAI-MMBench_TEST.tsv`` (split ``test``), columns ``index, image (base64), question, A..E, answer``
+    and category columns; images are decoded once into a cache folder beside the TSV's hash."""
+    import base64
+    import binascii
+    import csv
+    import hashlib
+    import sys
+    import tempfile
+
+    name = {"train": "GMAI-MMBench_VAL.tsv", "val": "GMAI-MMBench_VAL.tsv", "test": "GMAI-MMBench_TEST.tsv"}.get(split)
+    if name is None:
+        raise VQAError(f"GMAI-MMBench has the splits train (its VAL file), val and test, not {split!r}")
+    path = folder / name
+    if not path.is_file():
+        raise VQAError(f"{path} not found: point --data at the folder of VLMEvalKit's GMAI-MMBench TSV files")
+    digest = hashlib.sha256(str(path.resolve()).encode() + str(path.stat().st_mtime_ns).encode()).hexdigest()[:16]
+    images = Path(tempfile.gettempdir()) / "rag-vqa-images" / digest
+    images.mkdir(parents=True, exist_ok=True)
+    report = LoadReport("gmai-mmbench", split, [])
+    csv.field_size_limit(sys.maxsize)
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"index", "image", "question", "answer"} - set(reader.fieldnames or [])
+        if missing:
+            raise VQAError(f"{path}: columns {sorted(missing)} missing; the format is VLMEvalKit's TSV")
+        extra = [c for c in reader.fieldnames or [] if c not in {"index", "image", "question", "answer", *_LETTERS}]
+        for i, row in enumerate(reader, start=1):
+            try:
+                options = {c: row[c].strip() for c in _LETTERS if (row.get(c) or "").strip()}
+                if len(options) < 2:
+                    raise ValueError("fewer than two options in columns A-E")
+                answer = _text(row, "answer").upper()
+                if answer not in options:
+                    raise ValueError(f"field 'answer' is {answer!r}, not one of the options {sorted(options)}")
+                try:
+                    data = base64.b64decode(_text(row, "image"), validate=True)
+                except binascii.Error as e:
+                    raise ValueError(f"field 'image' is not base64: {e}") from e
+                image = images / f"{_text(row, 'index')}.img"
+                if not image.is_file():
+                    image.write_bytes(data)
+                report.items.append(
+                    VQAItem(
+                        id=_text(row, "index"),
+                        images=(image,),
+                        question=_text(row, "question"),
+                        answer=answer,
+                        answer_type="closed",
+                        options=options,
+                        categories={c: str(row.get(c) or "") for c in extra},
+                    )
+                )
+            except ValueError as e:
+                report.skipped.append(Skipped(str(path), i, str(e)))
+    return report
+
+
+SUITES.update({"slake": load_slake, "medbookvqa": load_medbookvqa, "gmai-mmbench": load_gmai_mmbench})

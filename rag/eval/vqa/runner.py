@@ -20,7 +20,7 @@ from rag.eval.drafts import Rate, rate
 from rag.eval.vqa.answerers import Answer, Answerer
 from rag.eval.vqa.corpus import Leakage
 from rag.eval.vqa.items import LoadReport, VQAItem
-from rag.eval.vqa.scoring import score_vqa_rad
+from rag.eval.vqa.scoring import score_item
 
 __all__ = ["ItemResult", "RunResult", "run_suite"]
 
@@ -218,7 +218,7 @@ def run_suite(
                 done[key] = answer
             if progress is not None:
                 progress(1)
-            s = score_vqa_rad(item.answer, answer.text, item.answer_type, scoring)
+            s = score_item(test.suite, item, answer.text, scoring)
             items.append(
                 ItemResult(
                     id=item.id,

@@ -23,9 +23,24 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["SCORINGS", "ItemScore", "boxed_content", "normalise", "official_parse", "score_vqa_rad"]
+from rag.eval.vqa.items import VQAItem
+
+__all__ = [
+    "SCORINGS",
+    "ItemScore",
+    "boxed_content",
+    "can_infer",
+    "normalise",
+    "official_parse",
+    "score_choice",
+    "score_item",
+    "score_slake",
+    "score_vqa_rad",
+    "slake_normalise",
+]
 
 SCORINGS = ("corrected", "official")
 
@@ -155,3 +170,91 @@ def _corrected_parse(response: str) -> str:
         if marker in low:
             low = low.split(marker)[-1]
     return low
+
+
+# --------------------------------------------------------------------------------------------------
+# SLAKE (lmms-eval's normalisation, as documented) and multiple choice (VLMEvalKit's can_infer)
+# --------------------------------------------------------------------------------------------------
+
+_YES = {"yes", "yeah", "yep", "true", "correct", "right"}
+_NO = {"no", "nope", "false", "incorrect", "none", "not"}
+
+
+def slake_normalise(text: str) -> str:
+    """SLAKE answers as lmms-eval compares them: lower case, parenthesised text removed, punctuation to
+    spaces, spaces collapsed, "x ray" read as "xray", and a yes/no synonym standing alone as the whole
+    answer read as yes / no."""
+    low = re.sub(r"\([^)]*\)", " ", text.lower())
+    low = normalise(low)
+    low = re.sub(r"\bx ray\b", "xray", low)
+    if low in _YES:
+        return "yes"
+    if low in _NO:
+        return "no"
+    return low
+
+
+def score_slake(reference: str, response: str, answer_type: str) -> ItemScore:
+    """Exact match after :func:`slake_normalise` (same rule under both scorings)."""
+    part = "closed" if answer_type == "closed" else "open"
+    said = slake_normalise(_corrected_parse(response or ""))
+    return ItemScore(part, said != "" and said == slake_normalise(reference))
+
+
+_REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
+
+
+def can_infer_option(answer: str, letters: Sequence[str]) -> str | None:
+    """VLMEvalKit ``can_infer_option`` (vlmeval/utils/matching_util.py): the single option letter that
+    stands as a word once ``.()[],:;!*#{}`` are spaces; "Z" for a known refusal or a lone "Z"; None when
+    there are several, none, or the letter is "A" in an answer of more than 3 words (an article)."""
+    if "Failed to obtain answer via API" in answer:
+        return None
+    if any(err in answer for err in _REFUSALS):
+        return "Z"
+    mod = answer
+    for c in ".()[],:;!*#{}":
+        mod = mod.replace(c, " ")
+    splits = [x.strip() for x in mod.split()]
+    found = [c for c in letters if c in splits]
+    if len(found) == 1:
+        if "A" in splits and len(splits) > 3:
+            return None
+        return found[0]
+    if not found and sum(1 for c in ("Z", "") if c in splits) == 1:
+        return "Z"
+    return None
+
+
+def can_infer_text(answer: str, options: dict[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer_text``: the single option whose text (lower case) is inside the answer."""
+    low = answer.lower()
+    found = [letter for letter, text in options.items() if str(text).lower() in low]
+    return found[0] if len(found) == 1 else None
+
+
+def can_infer(answer: str, options: dict[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer``: the option letter, else the option text, else None."""
+    answer = str(answer)
+    return can_infer_option(answer, list(options)) or can_infer_text(answer, options)
+
+
+def score_choice(reference: str, response: str, options: dict[str, str]) -> ItemScore:
+    """Multiple choice (GMAI-MMBench, MedBookVQA): right when :func:`can_infer` gives the reference letter."""
+    return ItemScore("closed", can_infer(response or "", options) == reference.strip().upper())
+
+
+def score_item(suite: str, item: VQAItem, response: str, scoring: str = "corrected") -> ItemScore:
+    """Score one answer by its suite's rule."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORINGS)}")
+    if item.options:
+        return score_choice(item.answer, response, item.options)
+    if suite == "slake":
+        return score_slake(item.answer, response, item.answer_type)
+    return score_vqa_rad(item.answer, response, item.answer_type, scoring)

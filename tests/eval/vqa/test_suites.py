@@ -1,0 +1,119 @@
+"""SLAKE, MedBookVQA and GMAI-MMBench in their documented formats: loaders and the rules that score them."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.eval.vqa.loaders import VQAError, load_suite
+from rag.eval.vqa.scoring import can_infer, score_item, slake_normalise
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(seed).random((32, 32)) * 255).astype(np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("response", "letter"),
+    [
+        ("B", "B"),
+        ("The answer is (C).", "C"),
+        ("\\boxed{D}", "D"),
+        ("Pneumothorax", "B"),  # no letter: the one option whose text is in the answer
+        ("A large mass is seen on the left", None),  # "A" as an article in a long answer
+        ("A", "A"),
+        ("B or C", None),  # two letters: nothing inferred
+        ("Cannot determine the answer", "Z"),  # a refusal
+        ("", None),
+    ],
+)
+def test_option_inference_as_vlmevalkit_does(response: str, letter: str | None) -> None:
+    options = {"A": "Pneumonia", "B": "Pneumothorax", "C": "Effusion", "D": "Normal"}
+    assert can_infer(response, options) == letter
+
+
+def test_slake_normalisation() -> None:
+    assert slake_normalise("X-Ray") == slake_normalise("xray") == "xray"
+    assert slake_normalise("Left lung (the patient's left).") == "left lung"
+    assert slake_normalise("Yes.") == "yes" and slake_normalise("Correct") == "yes"
+    assert slake_normalise("no effusion") == "no effusion"  # a synonym counts only as the whole answer
+
+
+def test_slake_loader_keeps_english_and_names_bad_rows(tmp_path: Path) -> None:
+    (tmp_path / "imgs" / "xmlab1").mkdir(parents=True)
+    (tmp_path / "imgs" / "xmlab1" / "source.jpg").write_bytes(_jpeg(1))
+    good = {
+        "img_id": 1,
+        "img_name": "xmlab1/source.jpg",
+        "question": "Which organ is abnormal?",
+        "answer": "Lung",
+        "q_lang": "en",
+        "modality": "X-Ray",
+        "answer_type": "OPEN",
+        "content_type": "Abnormality",
+        "qid": 7,
+    }
+    rows = [good, {**good, "q_lang": "zh", "qid": 8}, {**good, "img_name": "xmlab9/source.jpg", "qid": 9}]
+    (tmp_path / "test.json").write_text(json.dumps(rows))
+    report = load_suite("slake", tmp_path, "test")
+    assert [it.id for it in report.items] == ["7"] and report.items[0].patient == "1"
+    assert len(report.skipped) == 1 and "row 2" in report.skipped[0].line()
+    item = report.items[0]
+    assert score_item("slake", item, "lung.").correct and not score_item("slake", item, "liver").correct
+    assert item.categories == {"modality": "X-Ray", "content_type": "Abnormality"}
+
+
+def test_medbookvqa_options_put_the_answer_at_its_letter(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.jpg").write_bytes(_jpeg(2))
+    row = {
+        "_id": "m1",
+        "QAtype": "diagnosis",
+        "Question": "What is shown?",
+        "Answer": "Osteosarcoma",
+        "Distractors": ["Ewing sarcoma", "Osteoid osteoma", "Chondroma"],
+        "correct_choice": "C",
+        "image_path": "img/a.jpg",
+        "LABEL": {"Modality": "X-ray", "Anatomy": "Bone", "Department": "Orthopedics"},
+    }
+    bad = {**row, "_id": "m2", "Distractors": ["only one"]}
+    (tmp_path / "data.json").write_text(json.dumps([row, bad]))
+    report = load_suite("medbookvqa", tmp_path, "test")
+    item = report.items[0]
+    assert item.options == {"A": "Ewing sarcoma", "B": "Osteoid osteoma", "C": "Osteosarcoma", "D": "Chondroma"}
+    assert item.answer == "C" and item.categories["department"] == "Orthopedics"
+    assert "Distractors" in report.skipped[0].reason
+    assert score_item("medbookvqa", item, "C. Osteosarcoma").correct
+    assert score_item("medbookvqa", item, "osteosarcoma").correct  # the option's text, no letter
+    assert not score_item("medbookvqa", item, "B").correct
+    with pytest.raises(VQAError, match="test split only"):
+        load_suite("medbookvqa", tmp_path, "train")
+
+
+def test_gmai_mmbench_tsv_with_base64_images(tmp_path: Path) -> None:
+    image = base64.b64encode(_jpeg(3)).decode()
+    header = "index\timage\tquestion\tA\tB\tC\tD\tE\tanswer\tdepartment\tclinical VQA task"
+    lines = [
+        header,
+        f"11\t{image}\tWhich modality?\tCT\tMRI\tX-ray\t\t\tB\tRadiology\tModality recognition",
+        "12\tnot base64!\tWhich organ?\tLiver\tKidney\t\t\t\tA\tRadiology\tOrgan recognition",
+        f"13\t{image}\tWhich side?\tLeft\tRight\t\t\t\tC\tRadiology\tOrientation",
+    ]
+    (tmp_path / "GMAI-MMBench_TEST.tsv").write_text("\n".join(lines) + "\n")
+    report = load_suite("gmai-mmbench", tmp_path, "test")
+    assert [it.id for it in report.items] == ["11"]
+    item = report.items[0]
+    assert item.options == {"A": "CT", "B": "MRI", "C": "X-ray"} and item.images[0].read_bytes()[:2] == b"\xff\xd8"
+    assert item.categories == {"department": "Radiology", "clinical VQA task": "Modality recognition"}
+    reasons = [s.line() for s in report.skipped]
+    assert any("row 2" in r and "base64" in r for r in reasons) and any("row 3" in r and "'C'" in r for r in reasons)
+    assert score_item("gmai-mmbench", item, "The answer is B").correct
