@@ -240,3 +240,72 @@ def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
 
 
 SUITES.update({"slake": load_slake, "medbookvqa": load_medbookvqa, "gmai-mmbench": load_gmai_mmbench})
+
+
+def load_smmile(folder: Path, split: str) -> LoadReport:
+    """SMMILE (multimodal in-context learning): ``data.json`` rows ``problem_id, order, question, answer,
+    image`` (a path under the folder); a problem's rows sorted by ``order``: the last is the query, the
+    others its in-context examples in that order. The options of the multiple-choice form are the
+    problem's distinct answers (A, B, ... in order of appearance). A test suite only; a problem with a
+    bad row is left out whole (its examples would be incomplete)."""
+    if split != "test":
+        raise VQAError(f"SMMILE has a test split only, not {split!r}: use an answerer without a corpus")
+    path = folder / "data.json"
+    report = LoadReport("smmile", split, [])
+    problems: dict[str, list[tuple[int, int, VQAItem]]] = {}
+    bad: dict[str, str] = {}
+    for i, row in enumerate(_json_rows(path)):
+        key = str(row.get("problem_id", f"row {i}")) if isinstance(row, dict) else f"row {i}"
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not a record")
+            try:
+                order = int(row.get("order"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"field 'order' is {row.get('order')!r}, not an integer") from None
+            image = folder / _text(row, "image")
+            if not image.is_file():
+                raise ValueError(f"image {image} not found")
+            item = VQAItem(f"{key}/{order}", (image,), _text(row, "question"), _text(row, "answer"), "open")
+            problems.setdefault(_text(row, "problem_id"), []).append((order, i, item))
+        except ValueError as e:
+            report.skipped.append(Skipped(str(path), i, str(e)))
+            bad.setdefault(key, str(e))
+    for key, rows in problems.items():
+        if key in bad:
+            continue
+        rows.sort(key=lambda r: r[0])
+        *examples, (_, _, query) = [r for r in rows]
+        answers = list(dict.fromkeys(it.answer for _, _, it in rows))
+        options = {_LETTERS_ALL[j]: a for j, a in enumerate(answers)} if len(answers) > 1 else {}
+        report.items.append(
+            VQAItem(
+                id=key,
+                images=query.images,
+                question=query.question,
+                answer=query.answer,
+                answer_type="open",
+                examples=tuple(it for _, _, it in examples),
+                categories={"examples": str(len(examples))},
+                options={},
+            )
+        )
+        if options:
+            letter = next(k for k, v in options.items() if v == query.answer)
+            report.items.append(
+                VQAItem(
+                    id=f"{key}/mcqa",
+                    images=query.images,
+                    question=query.question,
+                    answer=letter,
+                    answer_type="closed",
+                    options=options,
+                    examples=tuple(it for _, _, it in examples),
+                    categories={"examples": str(len(examples))},
+                )
+            )
+    return report
+
+
+_LETTERS_ALL = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SUITES["smmile"] = load_smmile

@@ -82,6 +82,10 @@ class OpenAIAnswerer:
                 lines.append(f"{n}. Q: {ref.question} A: {ref.answer}")
                 retrieved.append((ref.id, round(sim, 6)))
             lines.append("")
+        if item.examples:
+            lines.append("Examples (each with its own image, in the order the images are attached):")
+            lines += [f"Q: {ex.question} A: {ex.answer}" for ex in item.examples]
+            lines.append("")
         lines.append(f"Question: {item.question}")
         if item.options:
             lines += [f"{letter}. {text}" for letter, text in item.options.items()]
@@ -93,8 +97,9 @@ class OpenAIAnswerer:
     def answer(self, item: VQAItem, excluded: Collection[int] = ()) -> Answer:
         text, retrieved = self.prompt(item, excluded)
         content: Any = text
-        if self.images and item.images:
-            content = [{"type": "image_url", "image_url": {"url": _data_url(p)}} for p in item.images]
+        images = [p for ex in item.examples for p in ex.images] + list(item.images)
+        if self.images and images:
+            content = [{"type": "image_url", "image_url": {"url": _data_url(p)}} for p in images]
             content.append({"type": "text", "text": text})
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
         for attempt in range(self.retries + 1):

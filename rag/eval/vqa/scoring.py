@@ -40,6 +40,7 @@ __all__ = [
     "score_slake",
     "score_vqa_rad",
     "slake_normalise",
+    "smmile_normalise",
 ]
 
 SCORINGS = ("corrected", "official")
@@ -249,6 +250,11 @@ def score_choice(reference: str, response: str, options: dict[str, str]) -> Item
     return ItemScore("closed", can_infer(response or "", options) == reference.strip().upper())
 
 
+def smmile_normalise(text: str) -> str:
+    """SMMILE's open-answer comparison: lower case, ASCII punctuation deleted, spaces collapsed."""
+    return " ".join(text.lower().translate(str.maketrans("", "", string.punctuation)).split())
+
+
 def score_item(suite: str, item: VQAItem, response: str, scoring: str = "corrected") -> ItemScore:
     """Score one answer by its suite's rule."""
     if scoring not in SCORINGS:
@@ -257,4 +263,6 @@ def score_item(suite: str, item: VQAItem, response: str, scoring: str = "correct
         return score_choice(item.answer, response, item.options)
     if suite == "slake":
         return score_slake(item.answer, response, item.answer_type)
+    if suite == "smmile":
+        return ItemScore("open", smmile_normalise(response or "") == smmile_normalise(item.answer))
     return score_vqa_rad(item.answer, response, item.answer_type, scoring)

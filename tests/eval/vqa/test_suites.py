@@ -117,3 +117,25 @@ def test_gmai_mmbench_tsv_with_base64_images(tmp_path: Path) -> None:
     reasons = [s.line() for s in report.skipped]
     assert any("row 2" in r and "base64" in r for r in reasons) and any("row 3" in r and "'C'" in r for r in reasons)
     assert score_item("gmai-mmbench", item, "The answer is B").correct
+
+
+def test_smmile_problems_become_a_query_with_its_examples(tmp_path: Path) -> None:
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(_jpeg(10 + i))
+    rows = [
+        {"problem_id": "p1", "order": 2, "question": "Diagnosis?", "answer": "Pneumonia.", "image": "2.jpg"},
+        {"problem_id": "p1", "order": 0, "question": "Diagnosis?", "answer": "Normal", "image": "0.jpg"},
+        {"problem_id": "p1", "order": 1, "question": "Diagnosis?", "answer": "Pneumonia.", "image": "1.jpg"},
+        {"problem_id": "p2", "order": "x", "question": "Diagnosis?", "answer": "Normal", "image": "3.jpg"},
+        {"problem_id": "p2", "order": 1, "question": "Diagnosis?", "answer": "Normal", "image": "3.jpg"},
+    ]
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    report = load_suite("smmile", tmp_path, "test")
+    open_item, choice = report.items  # p2 is left out whole: one of its rows is bad
+    assert open_item.id == "p1" and open_item.images[0].name == "2.jpg"
+    assert [ex.images[0].name for ex in open_item.examples] == ["0.jpg", "1.jpg"]  # sorted by order
+    assert choice.options == {"A": "Normal", "B": "Pneumonia."} and choice.answer == "B"  # in the examples order
+    assert "row 3" in report.skipped[0].line() and "'order'" in report.skipped[0].reason
+    assert score_item("smmile", open_item, "pneumonia").correct  # punctuation and case do not count
+    assert not score_item("smmile", open_item, "viral pneumonia").correct
+    assert score_item("smmile", choice, "B").correct
