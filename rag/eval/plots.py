@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.core.stats import roc_curve
 
-__all__ = ["roc_grid", "scatter"]
+__all__ = ["interval_bars", "roc_grid", "scatter"]
 
 _PANEL = 180
 _PAD = 28
@@ -98,3 +98,47 @@ def scatter(pairs: Sequence[tuple[float, float]], name: str, unit: str) -> str:
         cy = _PAD + (1 - (predicted - low) / span) * size
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.5" fill="#1f5fa8" fill-opacity="0.6"/>')
     return _svg(_PANEL * scale, _PANEL * scale, body)
+
+
+def interval_bars(groups: Mapping[str, Sequence[tuple[str, float, float, float]]], title: str) -> str:
+    """Accuracies with 95 % intervals: per group (e.g. closed / open / all) one bar per run.
+
+    Args:
+        groups: group label -> [(run label, mean, low, high)], values in 0..1.
+    """
+    runs = list(dict.fromkeys(r for bars in groups.values() for r, *_ in bars))
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
+    bar, gap, height, left, top = 22, 18, 200, 40, 30
+    width = left + len(groups) * (len(runs) * bar + gap) + 20 + 170
+    body = [f'<text x="{left}" y="16" font-size="12">{html.escape(title)}</text>']
+
+    def y(v: float) -> float:
+        return top + (1 - v) * height
+
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        body.append(f'<line x1="{left}" x2="{width - 180}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+        body.append(f'<text x="{left - 6}" y="{y(tick) + 3:.1f}" text-anchor="end">{tick:.2f}</text>')
+    x = left + gap / 2
+    for label, bars in groups.items():
+        start = x
+        for run, mean, low, high in bars:
+            if math.isnan(mean):
+                x += bar
+                continue
+            colour = colours[runs.index(run) % len(colours)]
+            body.append(
+                f'<rect x="{x:.1f}" y="{y(mean):.1f}" width="{bar - 4}" height="{y(0) - y(mean):.1f}" fill="{colour}">'
+                f"<title>{html.escape(run)}: {mean:.3f} [{low:.3f}, {high:.3f}]</title></rect>"
+            )
+            mid = x + (bar - 4) / 2
+            body.append(f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y(low):.1f}" y2="{y(high):.1f}" stroke="black"/>')
+            x += bar
+        body.append(
+            f'<text x="{(start + x) / 2:.1f}" y="{top + height + 14}" text-anchor="middle">{html.escape(label)}</text>'
+        )
+        x += gap
+    for i, run in enumerate(runs):
+        ly = top + 14 * i
+        body.append(f'<rect x="{width - 170}" y="{ly}" width="10" height="10" fill="{colours[i % len(colours)]}"/>')
+        body.append(f'<text x="{width - 155}" y="{ly + 9}">{html.escape(run)}</text>')
+    return _svg(int(width), top + height + 30, body)

@@ -125,6 +125,17 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
             for path in result.write(folder):
                 echo(f"wrote {path}")
     report = VQAReport(results)
+    if run.out is not None:
+        from rag.eval.plots import interval_bars
+
+        groups: dict[str, list[tuple[str, float, float, float]]] = {}
+        for name, part in (("closed", "closed"), ("open", "open"), ("all", None)):
+            for r in results:
+                acc = r.accuracy(part)
+                groups.setdefault(name, []).append((r.answerer, acc.mean, acc.low, acc.high))
+        plot = run.out / "accuracy.svg"
+        plot.write_text(interval_bars(groups, f"{run.suite}: accuracy, 95 % CI ({run.scoring} scoring)"))
+        echo(f"wrote {plot}")
     if len(results) == 2:
         from rag.eval.vqa.compare import comparison_table
 

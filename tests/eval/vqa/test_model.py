@@ -53,6 +53,8 @@ def test_rag_and_no_rag_arms_share_template_and_scorer(
     assert report.comparison is not None and "tiny+rag minus tiny" in report.comparison
     assert (tmp_path / "run" / "comparison.md").is_file() and (tmp_path / "run" / "tiny+rag" / "results.json").is_file()
     assert len(server.seen) == 4  # 2 items x 2 arms
+    plot = (tmp_path / "run" / "accuracy.svg").read_text()
+    assert plot.startswith("<svg") and "tiny+rag: " in plot and plot.count("<rect") >= 6  # bars of both arms
     evaluate_vqa(run, echo=lambda _: None)
     assert len(server.seen) == 4  # a second run reads every answer from the cache
 
