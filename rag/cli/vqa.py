@@ -35,6 +35,7 @@ def vqa_cmd(
     images: Annotated[
         bool, typer.Option(help="openai answerer: send the images (--no-images for text-only models).")
     ] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Questions in flight at once (a server batches them).")] = 1,
 ) -> None:
     """Evaluate an answerer on a suite's test split; its training split is the retrieval corpus."""
     from rag.eval.vqa.harness import VQARun, evaluate_vqa

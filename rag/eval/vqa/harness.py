@@ -29,6 +29,7 @@ class VQARun:
         leakage: ``refuse`` (stop when a test item's image or patient is in the corpus), ``exclude``
             (hide those corpus items from that test item) or ``allow`` (use them, and say so).
         limit: answer at most this many new items (a later run resumes from the cache).
+        workers: questions in flight at once (a served model batches them).
     """
 
     suite: str
@@ -46,6 +47,7 @@ class VQARun:
     images: bool = True
     context_k: int = 3
     max_tokens: int = 32
+    workers: int = 1
 
 
 @dataclass
@@ -117,6 +119,7 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
             leakage=leak,
             exclude_leaked=run.leakage == "exclude",
             limit=run.limit,
+            workers=run.workers,
         )
         result.notes.append(f"answerer: {answerer.fingerprint}")
         results.append(result)

@@ -182,65 +182,85 @@ def run_suite(
     exclude_leaked: bool = False,
     progress: Callable[[int], None] | None = None,
     limit: int | None = None,
+    workers: int = 1,
 ) -> RunResult:
     """Answer (or read from the cache) and score every test item.
 
     Args:
         exclude_leaked: hide from the answerer the corpus rows that share the item's image or patient.
         limit: answer at most this many new items (the rest stay unanswered; a later run resumes).
+        workers: answers asked at once (threads; a served model batches them); each is cached as it arrives.
     """
     done = _read_cache(cache) if cache is not None else {}
     leak = leakage or Leakage()
-    new = 0
-    items: list[ItemResult] = []
+    keys = {item.id: cache_key(answerer, test.suite, item) for item in test.items}
+    todo = [item for item in test.items if keys[item.id] not in done][:limit]
     prepare = getattr(answerer, "prepare", None)
-    if prepare is not None:
-        prepare([it for it in test.items if cache_key(answerer, test.suite, it) not in done])
+    if prepare is not None and todo:
+        prepare(todo)
+
+    def ask(item: VQAItem) -> Answer:
+        excluded = set(leak.by_image.get(item.id, [])) | set(leak.by_patient.get(item.id, []))
+        return answerer.answer(item, excluded if exclude_leaked else ())
+
     handle = cache.open("a", encoding="utf-8") if cache is not None else None
     if handle is not None and cache is not None and cache.stat().st_size:
         with cache.open("rb") as f:
             f.seek(-1, 2)
             if f.read(1) != b"\n":
                 handle.write("\n")  # a line a crash left unfinished stays apart from the next answer
+
+    def keep(item: VQAItem, answer: Answer) -> None:
+        done[keys[item.id]] = answer
+        if handle is not None:
+            handle.write(json.dumps({"key": keys[item.id], "id": item.id, "answer": asdict(answer)}) + "\n")
+            handle.flush()
+        if progress is not None:
+            progress(1)
+
     try:
-        for item in test.items:
-            key = cache_key(answerer, test.suite, item)
-            answer = done.get(key)
-            if answer is None:
-                if limit is not None and new >= limit:
-                    continue
-                excluded = set(leak.by_image.get(item.id, [])) | set(leak.by_patient.get(item.id, []))
-                answer = answerer.answer(item, excluded if exclude_leaked else ())
-                new += 1
-                if handle is not None:
-                    handle.write(json.dumps({"key": key, "id": item.id, "answer": asdict(answer)}) + "\n")
-                    handle.flush()
-                done[key] = answer
-            if progress is not None:
-                progress(1)
-            s = score_item(test.suite, item, answer.text, scoring)
-            items.append(
-                ItemResult(
-                    id=item.id,
-                    question=item.question,
-                    reference=item.answer,
-                    answer=answer.text,
-                    part=s.part,
-                    correct=s.correct,
-                    precision=s.precision,
-                    recall=s.recall,
-                    f1=s.f1,
-                    categories=dict(item.categories),
-                    retrieved=list(answer.retrieved),
-                    image=item.images[0].name if item.images else item.id,
-                    leaked=item.id in leak.items,
-                    prompt=answer.prompt,
-                    raw=answer.raw,
-                )
-            )
+        if workers <= 1:
+            for item in todo:
+                keep(item, ask(item))
+        else:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(ask, item): item for item in todo}
+                try:
+                    for future in as_completed(futures):
+                        keep(futures[future], future.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         if handle is not None:
             handle.close()
+    items: list[ItemResult] = []
+    for item in test.items:
+        answer = done.get(keys[item.id])
+        if answer is None:
+            continue  # not answered yet (--limit): a later run answers it
+        s = score_item(test.suite, item, answer.text, scoring)
+        items.append(
+            ItemResult(
+                id=item.id,
+                question=item.question,
+                reference=item.answer,
+                answer=answer.text,
+                part=s.part,
+                correct=s.correct,
+                precision=s.precision,
+                recall=s.recall,
+                f1=s.f1,
+                categories=dict(item.categories),
+                retrieved=list(answer.retrieved),
+                image=item.images[0].name if item.images else item.id,
+                leaked=item.id in leak.items,
+                prompt=answer.prompt,
+                raw=answer.raw,
+            )
+        )
     policy = (
         "none checked"
         if leakage is None

@@ -89,3 +89,23 @@ def test_mcnemar_and_the_paired_difference() -> None:
     d = paired_difference(run([0, 0, 1, 1, 0, 0]), run([1, 1, 1, 1, 0, 1]))
     assert (d.n, d.only_first, d.only_second) == (6, 0, 3)
     assert d.difference == pytest.approx(0.5) and d.low <= d.difference <= d.high
+
+
+def test_questions_in_flight_at_once_are_each_answered_and_cached_once(
+    vqa_rad_folder: Path, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    server.answer("POST", "/v1/chat/completions", Canned(body=chat_answer("no"), delay=0.2))
+    run = VQARun(
+        "vqa-rad",
+        vqa_rad_folder,
+        answerer="openai",
+        arm="no-rag",
+        base_url=server.base_url,
+        model="tiny",
+        images=False,
+        workers=4,
+        out=tmp_path / "run",
+    )
+    report = evaluate_vqa(run, echo=lambda _: None)
+    assert [it.id for it in report.runs[0].items] == ["101", "102"]  # the suite's order, whatever finished first
+    assert len(server.seen) == 2 and len((tmp_path / "run" / "responses.jsonl").read_text().splitlines()) == 2
