@@ -309,3 +309,58 @@ def load_smmile(folder: Path, split: str) -> LoadReport:
 
 _LETTERS_ALL = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SUITES["smmile"] = load_smmile
+
+
+def _plain_pickle(path: Path) -> Any:
+    """Unpickle a file of plain lists, dicts, strings and numbers only: no class is ever imported,
+    so a crafted file cannot run code."""
+    import pickle
+
+    class Plain(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+    if not path.is_file():
+        raise VQAError(f"{path} not found: point --data at PathVQA's folder (qas/ and images/)")
+    try:
+        with path.open("rb") as f:
+            return Plain(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise VQAError(f"{path} is not a pickle of plain records ({e}); PathVQA ships lists of dicts") from e
+
+
+def load_pathvqa(folder: Path, split: str) -> LoadReport:
+    """PathVQA as released: ``qas/<split>/<split>_qa.pkl`` (a list of records ``image, question, answer``)
+    and ``images/<split>/<image>.jpg``; splits train, val and test. A yes/no answer makes the item
+    closed (as MedEvalKit scores it), any other open."""
+    if split not in ("train", "val", "test"):
+        raise VQAError(f"PathVQA has the splits train, val and test, not {split!r}")
+    path = folder / "qas" / split / f"{split}_qa.pkl"
+    rows = _plain_pickle(path)
+    if not isinstance(rows, list):
+        raise VQAError(f"{path} holds a {type(rows).__name__}; PathVQA's format is a list of records")
+    report = LoadReport("pathvqa", split, [])
+    for i, row in enumerate(rows):
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not a record")
+            name = _text(row, "image")
+            image = folder / "images" / split / (name if name.lower().endswith((".jpg", ".png")) else f"{name}.jpg")
+            if not image.is_file():
+                raise ValueError(f"image {image} not found")
+            answer = _text(row, "answer")
+            report.items.append(
+                VQAItem(
+                    id=str(row.get("question_id", f"{split}-{i}")),
+                    images=(image,),
+                    question=_text(row, "question"),
+                    answer=answer,
+                    answer_type="closed" if answer.lower() in ("yes", "no") else "open",
+                )
+            )
+        except ValueError as e:
+            report.skipped.append(Skipped(str(path), i, str(e)))
+    return report
+
+
+SUITES["pathvqa"] = load_pathvqa

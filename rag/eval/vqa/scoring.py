@@ -138,7 +138,8 @@ def _overlap(prediction: str, reference: str) -> tuple[float, float, float]:
 
 
 def score_vqa_rad(reference: str, response: str, answer_type: str, scoring: str = "corrected") -> ItemScore:
-    """Score one VQA-RAD answer (see the module docstring for both rules)."""
+    """Score one VQA-RAD (or PathVQA: MedEvalKit's ``utils/PATH_VQA`` applies the same rule) answer; see
+    the module docstring for both rules."""
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORINGS)}")
     gold = reference.lower().strip()

@@ -139,3 +139,30 @@ def test_smmile_problems_become_a_query_with_its_examples(tmp_path: Path) -> Non
     assert score_item("smmile", open_item, "pneumonia").correct  # punctuation and case do not count
     assert not score_item("smmile", open_item, "viral pneumonia").correct
     assert score_item("smmile", choice, "B").correct
+
+
+def test_pathvqa_pickles_are_read_as_plain_data_only(tmp_path: Path) -> None:
+    import pickle
+
+    (tmp_path / "qas" / "test").mkdir(parents=True)
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    (tmp_path / "images" / "test" / "test_0001.jpg").write_bytes(_jpeg(20))
+    rows = [
+        {"image": "test_0001", "question": "Is this a granuloma?", "answer": "yes"},
+        {"image": "test_0001", "question": "What is present?", "answer": "Fibrosis"},
+        {"image": "test_0404", "question": "Is this normal?", "answer": "no"},
+    ]
+    (tmp_path / "qas" / "test" / "test_qa.pkl").write_bytes(pickle.dumps(rows))
+    report = load_suite("pathvqa", tmp_path, "test")
+    assert [it.answer_type for it in report.items] == ["closed", "open"]
+    assert "test_0404.jpg not found" in report.skipped[0].reason
+    assert score_item("pathvqa", report.items[1], "fibrosis.").correct  # corrected: normalised match
+    assert not score_item("pathvqa", report.items[1], "fibrosis.", "official").correct
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("this must never run",))
+
+    (tmp_path / "qas" / "test" / "test_qa.pkl").write_bytes(pickle.dumps([Payload()]))
+    with pytest.raises(VQAError, match="not plain data"):
+        load_suite("pathvqa", tmp_path, "test")
