@@ -364,3 +364,54 @@ def load_pathvqa(folder: Path, split: str) -> LoadReport:
 
 
 SUITES["pathvqa"] = load_pathvqa
+
+
+def load_temmed(folder: Path, split: str) -> LoadReport:
+    """TemMed-Bench's change VQA: ``TestSet_VQA_ReportGeneration_Final.json`` (records with
+    ``image_path``, ``historical_image_path`` and ``VQA_Final: [{VQA_question, VQA_answer}]``),
+    ``TestSet_SelectedVQA_2000.json`` (the scored ``{img_id, question_id}`` pairs) and the images under
+    ``CheXpertPlus/PNG/`` (``.jpg`` names read as ``.png``, as the benchmark's scripts do). Each item
+    carries the prior image then the current one. A test set only."""
+    if split != "test":
+        raise VQAError(f"TemMed-Bench's VQA has a test split only, not {split!r}: use an answerer without a corpus")
+    records = _json_rows(folder / "TestSet_VQA_ReportGeneration_Final.json")
+    selected_path = folder / "TestSet_SelectedVQA_2000.json"
+    report = LoadReport("temmed", split, [])
+    for n, pick in enumerate(_json_rows(selected_path)):
+        try:
+            if not isinstance(pick, dict):
+                raise ValueError(f"a {type(pick).__name__}, not a record")
+            i, j = int(pick["img_id"]), int(pick["question_id"])
+            if not 0 <= i < len(records) or not isinstance(records[i], dict):
+                raise ValueError(f"img_id {i} is not a record of TestSet_VQA_ReportGeneration_Final.json")
+            record = records[i]
+            questions = record.get("VQA_Final")
+            if not isinstance(questions, list) or not 0 <= j < len(questions) or not isinstance(questions[j], dict):
+                raise ValueError(f"question_id {j} is not in record {i}'s VQA_Final")
+            answer = _text(questions[j], "VQA_answer").rstrip(".").strip().lower()
+            if answer not in ("yes", "no"):
+                raise ValueError(f"VQA_answer of record {i} question {j} is {answer!r}, not Yes or No")
+            images = []
+            for key in ("historical_image_path", "image_path"):
+                image = folder / "CheXpertPlus" / "PNG" / _text(record, key).replace("jpg", "png")
+                if not image.is_file():
+                    raise ValueError(f"image {image} not found")
+                images.append(image)
+            report.items.append(
+                VQAItem(
+                    id=f"{i}/{j}",
+                    images=tuple(images),
+                    question=_text(questions[j], "VQA_question"),
+                    answer=answer,
+                    answer_type="closed",
+                    patient=str(record["patient_id"]) if record.get("patient_id") is not None else None,
+                )
+            )
+        except (KeyError, TypeError) as e:
+            report.skipped.append(Skipped(str(selected_path), n, f"field {e} is missing or not an integer"))
+        except ValueError as e:
+            report.skipped.append(Skipped(str(selected_path), n, str(e)))
+    return report
+
+
+SUITES["temmed"] = load_temmed

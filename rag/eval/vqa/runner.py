@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,12 @@ class RunResult:
         for metric in ("precision", "recall", "f1"):
             values = [getattr(it, metric) for it in open_items]
             out[f"open_{metric}"] = sum(values) / len(values) if values else float("nan")
+        if self.suite == "temmed":
+            from rag.eval.vqa.scoring import temmed_reading
+
+            pairs = [(it.reference, temmed_reading(it.answer, self.scoring)) for it in self.items]
+            out["macro_f1"], out["macro_precision"], out["macro_recall"] = _macro(pairs)
+            out["unreadable_answers"] = sum(1 for _, said in pairs if said is None)
         if self.scoring == "official" and open_items:
             # MedEvalKit divides open accuracy by the open count a second time
             out["official_open_acc"] = out["open_accuracy"]["mean"] / len(open_items)
@@ -145,6 +151,22 @@ class RunResult:
                 )
         paths[2].write_text(self.markdown(), encoding="utf-8")
         return paths
+
+
+def _macro(pairs: Sequence[tuple[str, str | None]]) -> tuple[float, float, float]:
+    """Macro F1, precision and recall over the classes yes and no (as scikit-learn's ``average="macro"``
+    with ``zero_division=0``); an unreadable answer is in neither predicted class."""
+    f1s, ps, rs = [], [], []
+    for cls in ("no", "yes"):
+        tp = sum(1 for ref, said in pairs if ref == cls and said == cls)
+        fp = sum(1 for ref, said in pairs if ref != cls and said == cls)
+        fn = sum(1 for ref, said in pairs if ref == cls and said != cls)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        ps.append(p)
+        rs.append(r)
+        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+    return sum(f1s) / 2, sum(ps) / 2, sum(rs) / 2
 
 
 def cache_key(answerer: Answerer, suite: str, item: VQAItem) -> str:

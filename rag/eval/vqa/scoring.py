@@ -41,6 +41,7 @@ __all__ = [
     "score_vqa_rad",
     "slake_normalise",
     "smmile_normalise",
+    "temmed_reading",
 ]
 
 SCORINGS = ("corrected", "official")
@@ -251,6 +252,30 @@ def score_choice(reference: str, response: str, options: dict[str, str]) -> Item
     return ItemScore("closed", can_infer(response or "", options) == reference.strip().upper())
 
 
+def temmed_reading(response: str, scoring: str = "corrected") -> str | None:
+    """The yes/no a TemMed-Bench answer gives, or None.
+
+    ``official`` (``Eval/metrics/VQA_eval.ipynb``): yes when the answer's first 3 characters are "Yes",
+    "yes" or "YES", else no when its first 2 are "No", "no" or "NO"; anything else stops the notebook
+    with ValueError (here: None, counted wrong). So "Nothing has changed" and "Not sure" read as no.
+    ``corrected``: the one of yes/no that stands as a whole word, else None.
+    """
+    if scoring == "official":
+        if response[:3] in ("Yes", "yes", "YES"):
+            return "yes"
+        if response[:2] in ("No", "no", "NO"):
+            return "no"
+        return None
+    words = set(normalise(response).split())
+    stated = [w for w in ("yes", "no") if w in words]
+    return stated[0] if len(stated) == 1 else None
+
+
+def score_temmed(reference: str, response: str, scoring: str = "corrected") -> ItemScore:
+    """TemMed-Bench change VQA: right when :func:`temmed_reading` gives the reference."""
+    return ItemScore("closed", temmed_reading(response or "", scoring) == reference.strip().lower())
+
+
 def smmile_normalise(text: str) -> str:
     """SMMILE's open-answer comparison: lower case, ASCII punctuation deleted, spaces collapsed."""
     return " ".join(text.lower().translate(str.maketrans("", "", string.punctuation)).split())
@@ -264,6 +289,8 @@ def score_item(suite: str, item: VQAItem, response: str, scoring: str = "correct
         return score_choice(item.answer, response, item.options)
     if suite == "slake":
         return score_slake(item.answer, response, item.answer_type)
+    if suite == "temmed":
+        return score_temmed(item.answer, response, scoring)
     if suite == "smmile":
         return ItemScore("open", smmile_normalise(response or "") == smmile_normalise(item.answer))
     return score_vqa_rad(item.answer, response, item.answer_type, scoring)

@@ -166,3 +166,52 @@ def test_pathvqa_pickles_are_read_as_plain_data_only(tmp_path: Path) -> None:
     (tmp_path / "qas" / "test" / "test_qa.pkl").write_bytes(pickle.dumps([Payload()]))
     with pytest.raises(VQAError, match="not plain data"):
         load_suite("pathvqa", tmp_path, "test")
+
+
+def test_temmed_change_questions_with_prior_and_current_images(tmp_path: Path) -> None:
+    from rag.eval.vqa.runner import run_suite
+    from rag.eval.vqa.scoring import temmed_reading
+
+    png = tmp_path / "CheXpertPlus" / "PNG" / "p1"
+    png.mkdir(parents=True)
+    (png / "s1.png").write_bytes(_jpeg(30))
+    (png / "s0.png").write_bytes(_jpeg(31))
+    record = {
+        "image_path": "p1/s1.jpg",
+        "historical_image_path": "p1/s0.jpg",
+        "VQA_Final": [
+            {"VQA_question": "Has the effusion improved?", "VQA_answer": "Yes."},
+            {"VQA_question": "Is there a new opacity?", "VQA_answer": "No"},
+            {"VQA_question": "Is it worse?", "VQA_answer": "Maybe"},
+        ],
+    }
+    (tmp_path / "TestSet_VQA_ReportGeneration_Final.json").write_text(json.dumps([record]))
+    picks = [
+        {"img_id": 0, "question_id": 0},
+        {"img_id": 0, "question_id": 1},
+        {"img_id": 0, "question_id": 2},
+        {"img_id": 5, "question_id": 0},
+        {"img_id": 0},
+    ]
+    (tmp_path / "TestSet_SelectedVQA_2000.json").write_text(json.dumps(picks))
+    report = load_suite("temmed", tmp_path, "test")
+    assert [it.answer for it in report.items] == ["yes", "no"]
+    assert [p.name for p in report.items[0].images] == ["s0.png", "s1.png"]  # prior first, then current
+    reasons = " | ".join(s.line() for s in report.skipped)
+    assert "'maybe'" in reasons and "img_id 5" in reasons and "'question_id'" in reasons
+    assert temmed_reading("Nothing has changed.", "official") == "no"  # the notebook reads a prefix
+    assert temmed_reading("Nothing has changed.", "corrected") is None
+    assert temmed_reading("Yes, it has improved.", "corrected") == "yes"
+
+    class Fixed:
+        name = "fixed"
+        fingerprint = "fixed"
+
+        def answer(self, item: object, excluded: object = ()) -> object:
+            from rag.eval.vqa.answerers import Answer
+
+            return Answer("Yes")
+
+    summary = run_suite(report, Fixed()).summary()  # type: ignore[arg-type]
+    # always "yes": right on the yes item only; macro F1 = (F1 yes 2/3 + F1 no 0) / 2
+    assert summary["all_accuracy"]["mean"] == 0.5 and summary["macro_f1"] == pytest.approx(1 / 3)
