@@ -12,7 +12,9 @@ from rag.cli.common import friendly
 
 @friendly
 def vqa_cmd(
-    suite: Annotated[str, typer.Option(help="Suite: vqa-rad, slake, pathvqa, gmai-mmbench, medbookvqa, smmile or temmed.")],
+    suite: Annotated[
+        str, typer.Option(help="Suite: vqa-rad, slake, pathvqa, gmai-mmbench, medbookvqa, smmile or temmed.")
+    ],
     data: Annotated[Path, typer.Option(help="The suite's folder (its documented files).")],
     answerer: Annotated[
         str, typer.Option(help="retrieval (default), question-nn, majority or openai (a served model).")
