@@ -175,19 +175,10 @@ class ChatClient:
             LLMHTTPError: the server answered with an error status (its message is kept).
             LLMOutputError: the answer is not a JSON object (the message names finish_reason and an excerpt).
         """
-        if max_tokens < 1:
-            raise LLMError(f"max_tokens must be >= 1, got {max_tokens}")
-        if not messages:
-            raise LLMError("messages must hold at least one chat message")
-        payload = {
-            "model": self.model,
-            "messages": [dict(m) for m in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-            },
+        payload = self._payload(messages, max_tokens, temperature)
+        payload["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": True},
         }
         done = self._complete(payload)
         text, usage, finish_reason = done.text, done.usage, done.finish_reason
@@ -223,17 +214,19 @@ class ChatClient:
         Raises:
             LLMConnectionError / LLMHTTPError: as :meth:`complete_json`.
         """
+        return self._complete(self._payload(messages, max_tokens, temperature))
+
+    def _payload(self, messages: Sequence[Mapping[str, Any]], max_tokens: int, temperature: float) -> dict[str, Any]:
         if max_tokens < 1:
             raise LLMError(f"max_tokens must be >= 1, got {max_tokens}")
         if not messages:
             raise LLMError("messages must hold at least one chat message")
-        payload = {
+        return {
             "model": self.model,
             "messages": [dict(m) for m in messages],
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
-        return self._complete(payload)
 
     def _complete(self, payload: dict[str, Any]) -> TextCompletion:
         t0 = time.perf_counter()

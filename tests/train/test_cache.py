@@ -45,7 +45,7 @@ def test_cache_serves_the_loader_batches_is_reused_and_names_unreadable_clips(
     broken.write_bytes(b"not a clip")
     pairs = [(it.clip_id, it.path) for it in items] + [(10**9, broken)]
     cache = build_clip_cache(pairs, pre, tmp_path / "cache")
-    assert cache.seconds > 0 and set(cache.skipped) == {10**9} and "broken.npz" in cache.skipped[10**9]
+    assert set(cache.skipped) == {10**9} and "broken.npz" in cache.skipped[10**9]
     assert len(cache.row_of) == len(items) and cache.pixels.dtype == np.uint8
     again = build_clip_cache(pairs, pre, tmp_path / "cache")
     assert again.seconds == 0 and again.path == cache.path and again.skipped == cache.skipped  # opened, not rebuilt

@@ -42,6 +42,24 @@ def _json_rows(path: Path) -> list[Any]:
     return data
 
 
+def _collect(
+    report: LoadReport, path: Path, rows: list[Any], build: Callable[[dict[str, Any], int], VQAItem | None]
+) -> LoadReport:
+    """Build an item of every record; a row that is not a record or that ``build`` rejects (ValueError)
+    is named and left out; None means "not counted" (e.g. another language)."""
+    for i, row in enumerate(rows):
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not a record")
+            item = build(row, i)
+        except ValueError as e:
+            report.skipped.append(Skipped(str(path), i, str(e)))
+            continue
+        if item is not None:
+            report.items.append(item)
+    return report
+
+
 def load_vqa_rad(folder: Path, split: str) -> LoadReport:
     """VQA-RAD, MEVF split: ``trainset.json`` / ``testset.json`` with records ``qid, image_name,
     image_organ, answer, answer_type (CLOSED/OPEN), question_type, question`` and ``images/``."""
@@ -49,33 +67,27 @@ def load_vqa_rad(folder: Path, split: str) -> LoadReport:
     if name is None:
         raise VQAError(f"VQA-RAD has the splits train and test, not {split!r}")
     path = folder / name
-    report = LoadReport("vqa-rad", split, [])
-    for i, row in enumerate(_json_rows(path)):
-        try:
-            if not isinstance(row, dict):
-                raise ValueError(f"a {type(row).__name__}, not a record")
-            kind = _text(row, "answer_type").upper()
-            if kind not in ("CLOSED", "OPEN"):
-                raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
-            image = folder / "images" / _text(row, "image_name")
-            if not image.is_file():
-                raise ValueError(f"image {image.name} not found in {image.parent}")
-            report.items.append(
-                VQAItem(
-                    id=_text(row, "qid"),
-                    images=(image,),
-                    question=_text(row, "question"),
-                    answer=_text(row, "answer"),
-                    answer_type=kind.lower(),
-                    categories={
-                        "organ": str(row.get("image_organ") or "").strip().upper() or "UNKNOWN",
-                        "question_type": str(row.get("question_type") or "").strip().upper() or "UNKNOWN",
-                    },
-                )
-            )
-        except ValueError as e:
-            report.skipped.append(Skipped(str(path), i, str(e)))
-    return report
+
+    def build(row: dict[str, Any], i: int) -> VQAItem | None:
+        kind = _text(row, "answer_type").upper()
+        if kind not in ("CLOSED", "OPEN"):
+            raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+        image = folder / "images" / _text(row, "image_name")
+        if not image.is_file():
+            raise ValueError(f"image {image.name} not found in {image.parent}")
+        return VQAItem(
+            id=_text(row, "qid"),
+            images=(image,),
+            question=_text(row, "question"),
+            answer=_text(row, "answer"),
+            answer_type=kind.lower(),
+            categories={
+                "organ": str(row.get("image_organ") or "").strip().upper() or "UNKNOWN",
+                "question_type": str(row.get("question_type") or "").strip().upper() or "UNKNOWN",
+            },
+        )
+
+    return _collect(LoadReport("vqa-rad", split, []), path, _json_rows(path), build)
 
 
 SUITES: dict[str, Callable[[Path, str], LoadReport]] = {"vqa-rad": load_vqa_rad}
@@ -102,36 +114,30 @@ def load_slake(folder: Path, split: str) -> LoadReport:
     if name is None:
         raise VQAError(f"SLAKE has the splits train, val and test, not {split!r}")
     path = folder / name
-    report = LoadReport("slake", split, [])
-    for i, row in enumerate(_json_rows(path)):
-        try:
-            if not isinstance(row, dict):
-                raise ValueError(f"a {type(row).__name__}, not a record")
-            if str(row.get("q_lang", "en")).lower() != "en":
-                continue
-            kind = _text(row, "answer_type").upper()
-            if kind not in ("CLOSED", "OPEN"):
-                raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
-            image = folder / "imgs" / _text(row, "img_name")
-            if not image.is_file():
-                raise ValueError(f"image {image} not found")
-            report.items.append(
-                VQAItem(
-                    id=str(row.get("qid", i)),
-                    images=(image,),
-                    question=_text(row, "question"),
-                    answer=_text(row, "answer"),
-                    answer_type=kind.lower(),
-                    categories={
-                        "modality": str(row.get("modality") or "UNKNOWN"),
-                        "content_type": str(row.get("content_type") or "UNKNOWN"),
-                    },
-                    patient=str(row["img_id"]) if row.get("img_id") is not None else None,
-                )
-            )
-        except ValueError as e:
-            report.skipped.append(Skipped(str(path), i, str(e)))
-    return report
+
+    def build(row: dict[str, Any], i: int) -> VQAItem | None:
+        if str(row.get("q_lang", "en")).lower() != "en":
+            return None
+        kind = _text(row, "answer_type").upper()
+        if kind not in ("CLOSED", "OPEN"):
+            raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+        image = folder / "imgs" / _text(row, "img_name")
+        if not image.is_file():
+            raise ValueError(f"image {image} not found")
+        return VQAItem(
+            id=str(row.get("qid", i)),
+            images=(image,),
+            question=_text(row, "question"),
+            answer=_text(row, "answer"),
+            answer_type=kind.lower(),
+            categories={
+                "modality": str(row.get("modality") or "UNKNOWN"),
+                "content_type": str(row.get("content_type") or "UNKNOWN"),
+            },
+            patient=str(row["img_id"]) if row.get("img_id") is not None else None,
+        )
+
+    return _collect(LoadReport("slake", split, []), path, _json_rows(path), build)
 
 
 _LETTERS = "ABCDE"
@@ -144,40 +150,32 @@ def load_medbookvqa(folder: Path, split: str) -> LoadReport:
     if split != "test":
         raise VQAError(f"MedBookVQA has a test split only, not {split!r}: use an answerer without a corpus")
     path = folder / "data.json"
-    report = LoadReport("medbookvqa", split, [])
-    for i, row in enumerate(_json_rows(path)):
-        try:
-            if not isinstance(row, dict):
-                raise ValueError(f"a {type(row).__name__}, not a record")
-            distractors = row.get("Distractors")
-            if not isinstance(distractors, list) or len(distractors) != 3:
-                raise ValueError("field 'Distractors' is not a list of 3 options")
-            letter = _text(row, "correct_choice").strip("() .").upper()
-            if letter not in _LETTERS[:4]:
-                raise ValueError(f"field 'correct_choice' is {letter!r}, not one of A-D")
-            others = iter(str(d) for d in distractors)
-            options = {c: (_text(row, "Answer") if c == letter else next(others)) for c in _LETTERS[:4]}
-            image = folder / _text(row, "image_path")
-            if not image.is_file():
-                raise ValueError(f"image {image} not found")
-            raw_label = row.get("LABEL")
-            label: dict[str, Any] = raw_label if isinstance(raw_label, dict) else {}
-            report.items.append(
-                VQAItem(
-                    id=_text(row, "_id"),
-                    images=(image,),
-                    question=_text(row, "Question"),
-                    answer=letter,
-                    answer_type="closed",
-                    options=options,
-                    categories={
-                        k.lower(): str(label.get(k) or "UNKNOWN") for k in ("Modality", "Anatomy", "Department")
-                    },
-                )
-            )
-        except ValueError as e:
-            report.skipped.append(Skipped(str(path), i, str(e)))
-    return report
+
+    def build(row: dict[str, Any], i: int) -> VQAItem | None:
+        distractors = row.get("Distractors")
+        if not isinstance(distractors, list) or len(distractors) != 3:
+            raise ValueError("field 'Distractors' is not a list of 3 options")
+        letter = _text(row, "correct_choice").strip("() .").upper()
+        if letter not in _LETTERS[:4]:
+            raise ValueError(f"field 'correct_choice' is {letter!r}, not one of A-D")
+        others = iter(str(d) for d in distractors)
+        options = {c: (_text(row, "Answer") if c == letter else next(others)) for c in _LETTERS[:4]}
+        image = folder / _text(row, "image_path")
+        if not image.is_file():
+            raise ValueError(f"image {image} not found")
+        raw_label = row.get("LABEL")
+        label: dict[str, Any] = raw_label if isinstance(raw_label, dict) else {}
+        return VQAItem(
+            id=_text(row, "_id"),
+            images=(image,),
+            question=_text(row, "Question"),
+            answer=letter,
+            answer_type="closed",
+            options=options,
+            categories={k.lower(): str(label.get(k) or "UNKNOWN") for k in ("Modality", "Anatomy", "Department")},
+        )
+
+    return _collect(LoadReport("medbookvqa", split, []), path, _json_rows(path), build)
 
 
 def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
@@ -339,28 +337,22 @@ def load_pathvqa(folder: Path, split: str) -> LoadReport:
     rows = _plain_pickle(path)
     if not isinstance(rows, list):
         raise VQAError(f"{path} holds a {type(rows).__name__}; PathVQA's format is a list of records")
-    report = LoadReport("pathvqa", split, [])
-    for i, row in enumerate(rows):
-        try:
-            if not isinstance(row, dict):
-                raise ValueError(f"a {type(row).__name__}, not a record")
-            name = _text(row, "image")
-            image = folder / "images" / split / (name if name.lower().endswith((".jpg", ".png")) else f"{name}.jpg")
-            if not image.is_file():
-                raise ValueError(f"image {image} not found")
-            answer = _text(row, "answer")
-            report.items.append(
-                VQAItem(
-                    id=str(row.get("question_id", f"{split}-{i}")),
-                    images=(image,),
-                    question=_text(row, "question"),
-                    answer=answer,
-                    answer_type="closed" if answer.lower() in ("yes", "no") else "open",
-                )
-            )
-        except ValueError as e:
-            report.skipped.append(Skipped(str(path), i, str(e)))
-    return report
+
+    def build(row: dict[str, Any], i: int) -> VQAItem | None:
+        name = _text(row, "image")
+        image = folder / "images" / split / (name if name.lower().endswith((".jpg", ".png")) else f"{name}.jpg")
+        if not image.is_file():
+            raise ValueError(f"image {image} not found")
+        answer = _text(row, "answer")
+        return VQAItem(
+            id=str(row.get("question_id", f"{split}-{i}")),
+            images=(image,),
+            question=_text(row, "question"),
+            answer=answer,
+            answer_type="closed" if answer.lower() in ("yes", "no") else "open",
+        )
+
+    return _collect(LoadReport("pathvqa", split, []), path, rows, build)
 
 
 SUITES["pathvqa"] = load_pathvqa

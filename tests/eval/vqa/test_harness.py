@@ -131,3 +131,22 @@ def test_vqa_rad_retrieval_beats_the_majority_answer() -> None:
     assert len(retrieval.items) == 451 and retrieval.skipped_rows == 0
     closed, baseline = retrieval.accuracy("closed"), majority.accuracy("closed")
     assert closed.n == 272 and closed.mean > baseline.mean + 0.15, (closed, baseline)
+
+
+def test_the_command_says_what_is_wrong_in_one_line(vqa_rad_folder: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["eval", "vqa", "--suite", "vqa-radd", "--data", str(vqa_rad_folder)])
+    assert unknown.exit_code != 0 and "unknown suite 'vqa-radd'; known:" in unknown.output
+    missing = runner.invoke(app, ["eval", "vqa", "--suite", "vqa-rad", "--data", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "trainset.json not found" in missing.output
+    out = tmp_path / "run"
+    ran = runner.invoke(
+        app, ["eval", "vqa", "--suite", "vqa-rad", "--data", str(vqa_rad_folder), "--out", str(out)]
+    )
+    assert ran.exit_code == 0, ran.output  # the tiny suite's test images are not in its training split
+    assert (out / "results.json").is_file()
+    assert "Traceback" not in unknown.output + missing.output
