@@ -144,9 +144,7 @@ def test_the_command_says_what_is_wrong_in_one_line(vqa_rad_folder: Path, tmp_pa
     missing = runner.invoke(app, ["eval", "vqa", "--suite", "vqa-rad", "--data", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "trainset.json not found" in missing.output
     out = tmp_path / "run"
-    ran = runner.invoke(
-        app, ["eval", "vqa", "--suite", "vqa-rad", "--data", str(vqa_rad_folder), "--out", str(out)]
-    )
+    ran = runner.invoke(app, ["eval", "vqa", "--suite", "vqa-rad", "--data", str(vqa_rad_folder), "--out", str(out)])
     assert ran.exit_code == 0, ran.output  # the tiny suite's test images are not in its training split
     assert (out / "results.json").is_file()
     assert "Traceback" not in unknown.output + missing.output
