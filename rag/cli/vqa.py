@@ -13,7 +13,11 @@ from rag.cli.common import friendly
 @friendly
 def vqa_cmd(
     suite: Annotated[
-        str, typer.Option(help="Suite: vqa-rad, slake, pathvqa, gmai-mmbench, medbookvqa, smmile or temmed.")
+        str,
+        typer.Option(
+            help="Suite: vqa-rad, slake, pathvqa, gmai-mmbench, medbookvqa, smmile, temmed (change VQA), "
+            "temmed-report or temmed-pairs."
+        ),
     ],
     data: Annotated[Path, typer.Option(help="The suite's folder (its documented files).")],
     answerer: Annotated[

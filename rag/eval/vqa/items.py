@@ -26,6 +26,9 @@ class VQAItem:
         categories: breakdown labels (organ, modality, question type, department ...).
         patient: the patient or case the image belongs to, where the suite says (for leakage checks).
         examples: in-context examples that precede the question (SMMILE), in order.
+        image_labels: a caption shown before each image ("Last visit image:"), or empty.
+        long_answer: the task asks for a paragraph or a reasoned choice, not a word (TemMed-Bench's report
+            and image-pair tasks): answerers give it a longer budget and no "answer only" rule.
     """
 
     id: str
@@ -37,6 +40,8 @@ class VQAItem:
     categories: dict[str, str] = field(default_factory=dict)
     patient: str | None = None
     examples: tuple[VQAItem, ...] = ()
+    image_labels: tuple[str, ...] = ()
+    long_answer: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from typing import Any
 from rag.core.errors import RagError
 from rag.eval.vqa.items import LoadReport, Skipped, VQAItem
 
-__all__ = ["SUITES", "VQAError", "load_suite"]
+__all__ = ["SUITES", "VQAError", "json_rows", "load_suite", "text_field"]
 
 
 class VQAError(RagError):
     """A suite that cannot be read at all: unknown name, missing file, not the documented format."""
 
 
-def _text(row: dict[str, Any], key: str) -> str:
+def text_field(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError(f"field {key!r} is missing or empty")
@@ -30,7 +30,7 @@ def _text(row: dict[str, Any], key: str) -> str:
     return str(value).strip()
 
 
-def _json_rows(path: Path) -> list[Any]:
+def json_rows(path: Path) -> list[Any]:
     if not path.is_file():
         raise VQAError(f"{path} not found: point --data at the suite's folder")
     try:
@@ -69,17 +69,17 @@ def load_vqa_rad(folder: Path, split: str) -> LoadReport:
     path = folder / name
 
     def build(row: dict[str, Any], i: int) -> VQAItem | None:
-        kind = _text(row, "answer_type").upper()
+        kind = text_field(row, "answer_type").upper()
         if kind not in ("CLOSED", "OPEN"):
             raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
-        image = folder / "images" / _text(row, "image_name")
+        image = folder / "images" / text_field(row, "image_name")
         if not image.is_file():
             raise ValueError(f"image {image.name} not found in {image.parent}")
         return VQAItem(
-            id=_text(row, "qid"),
+            id=text_field(row, "qid"),
             images=(image,),
-            question=_text(row, "question"),
-            answer=_text(row, "answer"),
+            question=text_field(row, "question"),
+            answer=text_field(row, "answer"),
             answer_type=kind.lower(),
             categories={
                 "organ": str(row.get("image_organ") or "").strip().upper() or "UNKNOWN",
@@ -87,7 +87,7 @@ def load_vqa_rad(folder: Path, split: str) -> LoadReport:
             },
         )
 
-    return _collect(LoadReport("vqa-rad", split, []), path, _json_rows(path), build)
+    return _collect(LoadReport("vqa-rad", split, []), path, json_rows(path), build)
 
 
 SUITES: dict[str, Callable[[Path, str], LoadReport]] = {"vqa-rad": load_vqa_rad}
@@ -100,9 +100,12 @@ def load_suite(suite: str, folder: Path | str, split: str) -> LoadReport:
     Raises:
         VQAError: an unknown suite, a missing file or a file not in the suite's documented format.
     """
-    loader = SUITES.get(suite)
+    from rag.eval.vqa.temmed import TEMMED_SUITES
+
+    known = {**SUITES, **TEMMED_SUITES}
+    loader = known.get(suite)
     if loader is None:
-        raise VQAError(f"unknown suite {suite!r}; known: {', '.join(sorted(SUITES))}")
+        raise VQAError(f"unknown suite {suite!r}; known: {', '.join(sorted(known))}")
     return loader(Path(folder), split)
 
 
@@ -118,17 +121,17 @@ def load_slake(folder: Path, split: str) -> LoadReport:
     def build(row: dict[str, Any], i: int) -> VQAItem | None:
         if str(row.get("q_lang", "en")).lower() != "en":
             return None
-        kind = _text(row, "answer_type").upper()
+        kind = text_field(row, "answer_type").upper()
         if kind not in ("CLOSED", "OPEN"):
             raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
-        image = folder / "imgs" / _text(row, "img_name")
+        image = folder / "imgs" / text_field(row, "img_name")
         if not image.is_file():
             raise ValueError(f"image {image} not found")
         return VQAItem(
             id=str(row.get("qid", i)),
             images=(image,),
-            question=_text(row, "question"),
-            answer=_text(row, "answer"),
+            question=text_field(row, "question"),
+            answer=text_field(row, "answer"),
             answer_type=kind.lower(),
             categories={
                 "modality": str(row.get("modality") or "UNKNOWN"),
@@ -137,7 +140,7 @@ def load_slake(folder: Path, split: str) -> LoadReport:
             patient=str(row["img_id"]) if row.get("img_id") is not None else None,
         )
 
-    return _collect(LoadReport("slake", split, []), path, _json_rows(path), build)
+    return _collect(LoadReport("slake", split, []), path, json_rows(path), build)
 
 
 _LETTERS = "ABCDE"
@@ -155,27 +158,27 @@ def load_medbookvqa(folder: Path, split: str) -> LoadReport:
         distractors = row.get("Distractors")
         if not isinstance(distractors, list) or len(distractors) != 3:
             raise ValueError("field 'Distractors' is not a list of 3 options")
-        letter = _text(row, "correct_choice").strip("() .").upper()
+        letter = text_field(row, "correct_choice").strip("() .").upper()
         if letter not in _LETTERS[:4]:
             raise ValueError(f"field 'correct_choice' is {letter!r}, not one of A-D")
         others = iter(str(d) for d in distractors)
-        options = {c: (_text(row, "Answer") if c == letter else next(others)) for c in _LETTERS[:4]}
-        image = folder / _text(row, "image_path")
+        options = {c: (text_field(row, "Answer") if c == letter else next(others)) for c in _LETTERS[:4]}
+        image = folder / text_field(row, "image_path")
         if not image.is_file():
             raise ValueError(f"image {image} not found")
         raw_label = row.get("LABEL")
         label: dict[str, Any] = raw_label if isinstance(raw_label, dict) else {}
         return VQAItem(
-            id=_text(row, "_id"),
+            id=text_field(row, "_id"),
             images=(image,),
-            question=_text(row, "Question"),
+            question=text_field(row, "Question"),
             answer=letter,
             answer_type="closed",
             options=options,
             categories={k.lower(): str(label.get(k) or "UNKNOWN") for k in ("Modality", "Anatomy", "Department")},
         )
 
-    return _collect(LoadReport("medbookvqa", split, []), path, _json_rows(path), build)
+    return _collect(LoadReport("medbookvqa", split, []), path, json_rows(path), build)
 
 
 def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
@@ -211,21 +214,21 @@ def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
                 options = {c: row[c].strip() for c in _LETTERS if (row.get(c) or "").strip()}
                 if len(options) < 2:
                     raise ValueError("fewer than two options in columns A-E")
-                answer = _text(row, "answer").upper()
+                answer = text_field(row, "answer").upper()
                 if answer not in options:
                     raise ValueError(f"field 'answer' is {answer!r}, not one of the options {sorted(options)}")
                 try:
-                    data = base64.b64decode(_text(row, "image"), validate=True)
+                    data = base64.b64decode(text_field(row, "image"), validate=True)
                 except binascii.Error as e:
                     raise ValueError(f"field 'image' is not base64: {e}") from e
-                image = images / f"{_text(row, 'index')}.img"
+                image = images / f"{text_field(row, 'index')}.img"
                 if not image.is_file():
                     image.write_bytes(data)
                 report.items.append(
                     VQAItem(
-                        id=_text(row, "index"),
+                        id=text_field(row, "index"),
                         images=(image,),
-                        question=_text(row, "question"),
+                        question=text_field(row, "question"),
                         answer=answer,
                         answer_type="closed",
                         options=options,
@@ -252,7 +255,7 @@ def load_smmile(folder: Path, split: str) -> LoadReport:
     report = LoadReport("smmile", split, [])
     problems: dict[str, list[tuple[int, int, VQAItem]]] = {}
     bad: dict[str, str] = {}
-    for i, row in enumerate(_json_rows(path)):
+    for i, row in enumerate(json_rows(path)):
         key = str(row.get("problem_id", f"row {i}")) if isinstance(row, dict) else f"row {i}"
         try:
             if not isinstance(row, dict):
@@ -261,11 +264,11 @@ def load_smmile(folder: Path, split: str) -> LoadReport:
                 order = int(row.get("order"))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise ValueError(f"field 'order' is {row.get('order')!r}, not an integer") from None
-            image = folder / _text(row, "image")
+            image = folder / text_field(row, "image")
             if not image.is_file():
                 raise ValueError(f"image {image} not found")
-            item = VQAItem(f"{key}/{order}", (image,), _text(row, "question"), _text(row, "answer"), "open")
-            problems.setdefault(_text(row, "problem_id"), []).append((order, i, item))
+            item = VQAItem(f"{key}/{order}", (image,), text_field(row, "question"), text_field(row, "answer"), "open")
+            problems.setdefault(text_field(row, "problem_id"), []).append((order, i, item))
         except ValueError as e:
             report.skipped.append(Skipped(str(path), i, str(e)))
             bad.setdefault(key, str(e))
@@ -339,15 +342,15 @@ def load_pathvqa(folder: Path, split: str) -> LoadReport:
         raise VQAError(f"{path} holds a {type(rows).__name__}; PathVQA's format is a list of records")
 
     def build(row: dict[str, Any], i: int) -> VQAItem | None:
-        name = _text(row, "image")
+        name = text_field(row, "image")
         image = folder / "images" / split / (name if name.lower().endswith((".jpg", ".png")) else f"{name}.jpg")
         if not image.is_file():
             raise ValueError(f"image {image} not found")
-        answer = _text(row, "answer")
+        answer = text_field(row, "answer")
         return VQAItem(
             id=str(row.get("question_id", f"{split}-{i}")),
             images=(image,),
-            question=_text(row, "question"),
+            question=text_field(row, "question"),
             answer=answer,
             answer_type="closed" if answer.lower() in ("yes", "no") else "open",
         )
@@ -356,54 +359,3 @@ def load_pathvqa(folder: Path, split: str) -> LoadReport:
 
 
 SUITES["pathvqa"] = load_pathvqa
-
-
-def load_temmed(folder: Path, split: str) -> LoadReport:
-    """TemMed-Bench's change VQA: ``TestSet_VQA_ReportGeneration_Final.json`` (records with
-    ``image_path``, ``historical_image_path`` and ``VQA_Final: [{VQA_question, VQA_answer}]``),
-    ``TestSet_SelectedVQA_2000.json`` (the scored ``{img_id, question_id}`` pairs) and the images under
-    ``CheXpertPlus/PNG/`` (``.jpg`` names read as ``.png``, as the benchmark's scripts do). Each item
-    carries the prior image then the current one. A test set only."""
-    if split != "test":
-        raise VQAError(f"TemMed-Bench's VQA has a test split only, not {split!r}: use an answerer without a corpus")
-    records = _json_rows(folder / "TestSet_VQA_ReportGeneration_Final.json")
-    selected_path = folder / "TestSet_SelectedVQA_2000.json"
-    report = LoadReport("temmed", split, [])
-    for n, pick in enumerate(_json_rows(selected_path)):
-        try:
-            if not isinstance(pick, dict):
-                raise ValueError(f"a {type(pick).__name__}, not a record")
-            i, j = int(pick["img_id"]), int(pick["question_id"])
-            if not 0 <= i < len(records) or not isinstance(records[i], dict):
-                raise ValueError(f"img_id {i} is not a record of TestSet_VQA_ReportGeneration_Final.json")
-            record = records[i]
-            questions = record.get("VQA_Final")
-            if not isinstance(questions, list) or not 0 <= j < len(questions) or not isinstance(questions[j], dict):
-                raise ValueError(f"question_id {j} is not in record {i}'s VQA_Final")
-            answer = _text(questions[j], "VQA_answer").rstrip(".").strip().lower()
-            if answer not in ("yes", "no"):
-                raise ValueError(f"VQA_answer of record {i} question {j} is {answer!r}, not Yes or No")
-            images = []
-            for key in ("historical_image_path", "image_path"):
-                image = folder / "CheXpertPlus" / "PNG" / _text(record, key).replace("jpg", "png")
-                if not image.is_file():
-                    raise ValueError(f"image {image} not found")
-                images.append(image)
-            report.items.append(
-                VQAItem(
-                    id=f"{i}/{j}",
-                    images=tuple(images),
-                    question=_text(questions[j], "VQA_question"),
-                    answer=answer,
-                    answer_type="closed",
-                    patient=str(record["patient_id"]) if record.get("patient_id") is not None else None,
-                )
-            )
-        except (KeyError, TypeError) as e:
-            report.skipped.append(Skipped(str(selected_path), n, f"field {e} is missing or not an integer"))
-        except ValueError as e:
-            report.skipped.append(Skipped(str(selected_path), n, str(e)))
-    return report
-
-
-SUITES["temmed"] = load_temmed

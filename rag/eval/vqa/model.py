@@ -25,7 +25,8 @@ from rag.llm.errors import LLMConnectionError, LLMHTTPError
 __all__ = ["OpenAIAnswerer"]
 
 SYSTEM = "You answer questions about medical images. Reply with the answer only: a word or a short phrase."
-TEMPLATE_VERSION = "vqa-1"
+SYSTEM_LONG = "You interpret medical images. Follow the instruction after the images."
+TEMPLATE_VERSION = "vqa-2"
 
 
 def _data_url(path: Any) -> str:
@@ -47,6 +48,7 @@ class OpenAIAnswerer:
         k: int = 3,
         images: bool = True,
         max_tokens: int = 32,
+        long_max_tokens: int = 256,
         retries: int = 3,
         backoff: float = 1.0,
     ) -> None:
@@ -58,6 +60,7 @@ class OpenAIAnswerer:
         self.k = k
         self.images = images
         self.max_tokens = max_tokens
+        self.long_max_tokens = long_max_tokens
         self.retries = retries
         self.backoff = backoff
         self.name = f"{client.model}{'+rag' if rag else ''}"
@@ -67,7 +70,7 @@ class OpenAIAnswerer:
         corpus = self.retriever.fingerprint if self.rag and self.retriever is not None else "-"
         return (
             f"openai:{self.client.model}:{TEMPLATE_VERSION}:rag={self.rag}:k={self.k}:images={self.images}:"
-            f"max_tokens={self.max_tokens}:t=0:{corpus}"
+            f"max_tokens={self.max_tokens}/{self.long_max_tokens}:t=0:{corpus}"
         )
 
     def prompt(self, item: VQAItem, excluded: Collection[int] = ()) -> tuple[str, list[tuple[str, float]]]:
@@ -86,12 +89,14 @@ class OpenAIAnswerer:
             lines.append("Examples (each with its own image, in the order the images are attached):")
             lines += [f"Q: {ex.question} A: {ex.answer}" for ex in item.examples]
             lines.append("")
-        lines.append(f"Question: {item.question}")
-        if item.options:
+        if item.long_answer:
+            lines.append(item.question)  # the task's own instruction, which says how to answer
+        elif item.options:
+            lines.append(f"Question: {item.question}")
             lines += [f"{letter}. {text}" for letter, text in item.options.items()]
             lines.append("Answer with the option's letter.")
         else:
-            lines.append("Answer:")
+            lines += [f"Question: {item.question}", "Answer:"]
         return "\n".join(lines), retrieved
 
     def answer(self, item: VQAItem, excluded: Collection[int] = ()) -> Answer:
@@ -99,12 +104,19 @@ class OpenAIAnswerer:
         content: Any = text
         images = [p for ex in item.examples for p in ex.images] + list(item.images)
         if self.images and images:
-            content = [{"type": "image_url", "image_url": {"url": _data_url(p)}} for p in images]
+            labels = [""] * (len(images) - len(item.images)) + list(item.image_labels or [""] * len(item.images))
+            content = []
+            for label, p in zip(labels, images, strict=True):
+                if label:
+                    content.append({"type": "text", "text": label})
+                content.append({"type": "image_url", "image_url": {"url": _data_url(p)}})
             content.append({"type": "text", "text": text})
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
+        system = SYSTEM_LONG if item.long_answer else SYSTEM
+        budget = self.long_max_tokens if item.long_answer else self.max_tokens
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
         for attempt in range(self.retries + 1):
             try:
-                done = self.client.complete_text(messages, max_tokens=self.max_tokens)
+                done = self.client.complete_text(messages, max_tokens=budget)
                 break
             except (LLMConnectionError, LLMHTTPError) as e:
                 transient = not isinstance(e, LLMHTTPError) or e.status == 429 or e.status >= 500

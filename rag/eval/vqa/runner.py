@@ -44,6 +44,7 @@ class ItemResult:
     leaked: bool
     prompt: str | None = None
     raw: str | None = None
+    text: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +70,14 @@ class RunResult:
             groups.setdefault(it.image, []).append(int(it.correct))
         return rate(list(groups.values()))
 
+    def text_metric(self, metric: str) -> Rate:
+        """A report metric's mean (x100, as TemMed-Bench reports it) with its 95 % interval over images."""
+        groups: dict[str, list[float]] = {}
+        for it in self.items:
+            if metric in it.text:
+                groups.setdefault(it.image, []).append(100.0 * it.text[metric])
+        return rate(list(groups.values()))
+
     def summary(self) -> dict[str, Any]:
         """Accuracies per part (and, as the official script reports them, its own aggregates)."""
         open_items = [it for it in self.items if it.part == "open"]
@@ -92,6 +101,19 @@ class RunResult:
             pairs = [(it.reference, temmed_reading(it.answer, self.scoring)) for it in self.items]
             out["macro_f1"], out["macro_precision"], out["macro_recall"] = _macro(pairs)
             out["unreadable_answers"] = sum(1 for _, said in pairs if said is None)
+        if self.suite == "temmed-pairs":
+            from rag.eval.vqa.scoring import temmed_pair_reading
+
+            picks = [(it.reference, temmed_pair_reading(it.answer, self.scoring)) for it in self.items]
+            out["weighted_f1"], out["weighted_precision"], out["weighted_recall"] = _weighted(picks)
+            out["unreadable_answers"] = sum(1 for _, said in picks if said is None)
+        if any(it.part == "report" for it in self.items):
+            from rag.eval.textmetrics import REPORT_METRICS, tokenizer_name
+
+            for metric in REPORT_METRICS:
+                r = self.text_metric(metric)
+                out[f"report_{metric}"] = {"mean": r.mean, "low": r.low, "high": r.high, "n": r.n}
+            out["report_tokenizer"] = tokenizer_name()
         if self.scoring == "official" and open_items:
             # MedEvalKit divides open accuracy by the open count a second time
             out["official_open_acc"] = out["open_accuracy"]["mean"] / len(open_items)
@@ -108,21 +130,36 @@ class RunResult:
             "",
             f"{s['n']} items scored; {self.skipped_rows} rows left out by the loader; leakage: {self.leakage}",
             "",
-            "| part | accuracy [95 % CI] | n |",
-            "|---|---:|---:|",
         ]
-        for name in ("closed", "open", "all"):
-            r = self.accuracy(None if name == "all" else name)
-            lines.append(f"| {name} | {r} | {r.n} |")
+        if any(it.part != "report" for it in self.items):
+            lines += ["| part | accuracy [95 % CI] | n |", "|---|---:|---:|"]
+            for name in ("closed", "open", "all"):
+                r = self.accuracy(None if name == "all" else name)
+                if r.n:
+                    lines.append(f"| {name} | {r} | {r.n} |")
+        if "report_bleu1" in s:
+            lines += ["", f"Report text, x100, mean [95 % CI] ({s['report_tokenizer']}):", ""]
+            lines += ["| metric | mean [95 % CI] | n |", "|---|---:|---:|"]
+            names = {"bleu1": "BLEU-1", "rouge_l": "ROUGE-L", "meteor": "METEOR"}
+            for metric, label in names.items():
+                r = self.text_metric(metric)
+                lines.append(f"| {label} | {r.mean:.2f} [{r.low:.2f}, {r.high:.2f}] | {r.n} |")
+        for key, label in (("macro", "macro (yes/no)"), ("weighted", "weighted (A/B/C)")):
+            if f"{key}_f1" in s:
+                lines.append(
+                    f"\n{label}: F1 {s[key + '_f1']:.4f}, precision {s[key + '_precision']:.4f}, "
+                    f"recall {s[key + '_recall']:.4f}; unreadable answers {s['unreadable_answers']}"
+                )
         if self.scoring == "official" and "official_open_acc" in s:
             lines.append(
                 f"| open, as the official script reports it (divided twice) | {s['official_open_acc']:.4f} | |"
             )
-        lines += [
-            "",
-            f"open token overlap: precision {s['open_precision']:.3f}, recall {s['open_recall']:.3f}, "
-            f"F1 {s['open_f1']:.3f}",
-        ]
+        if any(it.part == "open" for it in self.items):
+            lines += [
+                "",
+                f"open token overlap: precision {s['open_precision']:.3f}, recall {s['open_recall']:.3f}, "
+                f"F1 {s['open_f1']:.3f}",
+            ]
         for key in sorted({k for it in self.items for k in it.categories}):
             lines += ["", f"| {key} | accuracy [95 % CI] | n |", "|---|---:|---:|"]
             lines += [f"| {v} | {r} | {r.n} |" for v, r in self.breakdown(key).items()]
@@ -167,6 +204,35 @@ def _macro(pairs: Sequence[tuple[str, str | None]]) -> tuple[float, float, float
         rs.append(r)
         f1s.append(2 * p * r / (p + r) if p + r else 0.0)
     return sum(f1s) / 2, sum(ps) / 2, sum(rs) / 2
+
+
+def _image_key(item: VQAItem) -> str:
+    """What a bootstrap resamples: the item's images, named by their last three path parts (suites that
+    name files alike in many folders, as CheXpert does, stay apart)."""
+    if not item.images:
+        return item.id
+    return "+".join("/".join(p.parts[-3:]) for p in item.images)
+
+
+def _weighted(pairs: Sequence[tuple[str, str | None]]) -> tuple[float, float, float]:
+    """F1, precision and recall averaged over classes weighted by their true count (scikit-learn's
+    ``average="weighted"``, ``zero_division=0``, as TemMed-Bench's pair-selection notebook reports them);
+    an unreadable answer is a class of its own that no item truly has."""
+    total = len(pairs)
+    if not total:
+        return float("nan"), float("nan"), float("nan")
+    f1 = p_sum = r_sum = 0.0
+    for cls in sorted({ref for ref, _ in pairs}):
+        tp = sum(1 for ref, said in pairs if ref == cls and said == cls)
+        predicted = sum(1 for _, said in pairs if said == cls)
+        support = sum(1 for ref, _ in pairs if ref == cls)
+        p = tp / predicted if predicted else 0.0
+        r = tp / support
+        weight = support / total
+        p_sum += weight * p
+        r_sum += weight * r
+        f1 += weight * (2 * p * r / (p + r) if p + r else 0.0)
+    return f1, p_sum, r_sum
 
 
 def cache_key(answerer: Answerer, suite: str, item: VQAItem) -> str:
@@ -277,10 +343,11 @@ def run_suite(
                 f1=s.f1,
                 categories=dict(item.categories),
                 retrieved=list(answer.retrieved),
-                image=item.images[0].name if item.images else item.id,
+                image=_image_key(item),
                 leaked=item.id in leak.items,
                 prompt=answer.prompt,
                 raw=answer.raw,
+                text=dict(s.text),
             )
         )
     policy = (

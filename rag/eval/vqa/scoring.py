@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.eval.vqa.items import VQAItem
 
@@ -41,6 +41,7 @@ __all__ = [
     "score_vqa_rad",
     "slake_normalise",
     "smmile_normalise",
+    "temmed_pair_reading",
     "temmed_reading",
 ]
 
@@ -68,6 +69,7 @@ class ItemScore:
     precision: float = 0.0
     recall: float = 0.0
     f1: float = 0.0
+    text: dict[str, float] = field(default_factory=dict)  # report metrics (BLEU-1, ROUGE-L, METEOR)
 
 
 def boxed_content(text: str) -> str | None:
@@ -276,6 +278,35 @@ def score_temmed(reference: str, response: str, scoring: str = "corrected") -> I
     return ItemScore("closed", temmed_reading(response or "", scoring) == reference.strip().lower())
 
 
+_PAIR_OFFICIAL = tuple(
+    (letter.upper(), tuple(f"my answer is {form}" for form in (letter, f"**{letter}**", f"**{letter}.**")))
+    for letter in "abcd"
+)
+_PAIR_CORRECTED = re.compile(r"my answer is\W{0,4}([a-d])\b")
+
+
+def temmed_pair_reading(response: str, scoring: str = "corrected") -> str | None:
+    """The option letter a TemMed-Bench image-pair selection answer gives, or None.
+
+    ``official`` (``Eval/metrics/Task3_acc_openEnd_final.ipynb``): the lower-cased answer is searched
+    for "my answer is a", "my answer is **a**" or "my answer is **a.**", then the same for b, c and d;
+    the first letter found wins, as substrings, so "my answer is about B" reads as A; anything else
+    stops the notebook (here: None, counted wrong).
+    ``corrected``: the letter standing alone after the last "my answer is" (markdown and brackets
+    allowed), else VLMEvalKit's ``can_infer`` over the letters.
+    """
+    said = (response or "").lower()
+    if scoring == "official":
+        for letter, forms in _PAIR_OFFICIAL:
+            if any(form in said for form in forms):
+                return letter
+        return None
+    found = _PAIR_CORRECTED.findall(said)
+    if found:
+        return str(found[-1]).upper()
+    return can_infer_option(response or "", ["A", "B", "C"])
+
+
 def smmile_normalise(text: str) -> str:
     """SMMILE's open-answer comparison: lower case, ASCII punctuation deleted, spaces collapsed."""
     return " ".join(text.lower().translate(str.maketrans("", "", string.punctuation)).split())
@@ -285,6 +316,12 @@ def score_item(suite: str, item: VQAItem, response: str, scoring: str = "correct
     """Score one answer by its suite's rule."""
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORINGS)}")
+    if item.answer_type == "report":
+        from rag.eval.textmetrics import report_scores
+
+        return ItemScore("report", False, text=report_scores(item.answer, response or ""))
+    if suite == "temmed-pairs":
+        return ItemScore("closed", temmed_pair_reading(response or "", scoring) == item.answer.strip().upper())
     if item.options:
         return score_choice(item.answer, response, item.options)
     if suite == "slake":
