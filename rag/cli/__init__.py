@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.common import ConfigOpt, friendly
+from rag.cli.compare import compare_cmd, compare_fit_cmd, eval_compare_cmd
 from rag.cli.draft import draft_cmd
 from rag.cli.eval import eval_app, evaluate_cmd
 from rag.cli.index import index_app
@@ -20,7 +21,7 @@ from rag.encoders.spec import DEFAULT_ENCODER
 
 app = typer.Typer(
     name="rag",
-    help="Retrieval-augmented interpretation of echocardiograms: ingest, store, embed, retrieve, draft.",
+    help="Retrieval-augmented interpretation of echocardiograms: ingest, store, embed, retrieve, draft, compare.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +35,9 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(eval_app, name="eval")
 retrieve_app.command("evaluate", help="Same as `rag eval retrieval`.")(evaluate_cmd)
 app.command("draft")(draft_cmd)
+app.command("compare")(compare_cmd)
+retrieve_app.command("fit-changes")(compare_fit_cmd)
+eval_app.command("compare")(eval_compare_cmd)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from rag.store import Clip, Series
 if TYPE_CHECKING:
     from rag.retrieve import CaseRetriever, NeighbourVoter, StudyPredictions
 
-__all__ = ["gather_context"]
+__all__ = ["clip_summaries", "gather_context"]
 
 
 # what each section's KB query asks about, beside the section name and the drafted findings
@@ -38,7 +38,7 @@ _SECTION_TOPICS: dict[str, str] = {
 }
 
 
-def _clip_summaries(retriever: CaseRetriever, study_id: int) -> list[ClipSummary]:
+def clip_summaries(retriever: CaseRetriever, study_id: int) -> list[ClipSummary]:
     studies = retriever.studies
     catalog = retriever.catalog
     rows = np.flatnonzero(studies.clip_study == int(study_id))
@@ -159,6 +159,6 @@ def gather_context(
         hit_grades=hit_grades,
         kb=kb_hits,
         kb_texts=kb_texts,
-        clips=_clip_summaries(retriever, study_id),
+        clips=clip_summaries(retriever, study_id),
         provenance=provenance,
     )

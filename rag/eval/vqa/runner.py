@@ -22,7 +22,7 @@ from rag.eval.vqa.corpus import Leakage
 from rag.eval.vqa.items import LoadReport, VQAItem
 from rag.eval.vqa.scoring import score_item
 
-__all__ = ["ItemResult", "RunResult", "run_suite"]
+__all__ = ["ItemResult", "RunResult", "macro_scores", "run_suite"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class RunResult:
             from rag.eval.vqa.scoring import temmed_reading
 
             pairs = [(it.reference, temmed_reading(it.answer, self.scoring)) for it in self.items]
-            out["macro_f1"], out["macro_precision"], out["macro_recall"] = _macro(pairs)
+            out["macro_f1"], out["macro_precision"], out["macro_recall"] = macro_scores(pairs)
             out["unreadable_answers"] = sum(1 for _, said in pairs if said is None)
         if self.suite == "temmed-pairs":
             from rag.eval.vqa.scoring import temmed_pair_reading
@@ -190,7 +190,7 @@ class RunResult:
         return paths
 
 
-def _macro(pairs: Sequence[tuple[str, str | None]]) -> tuple[float, float, float]:
+def macro_scores(pairs: Sequence[tuple[str, str | None]]) -> tuple[float, float, float]:
     """Macro F1, precision and recall over the classes yes and no (as scikit-learn's ``average="macro"``
     with ``zero_division=0``); an unreadable answer is in neither predicted class."""
     f1s, ps, rs = [], [], []
