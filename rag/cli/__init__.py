@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.common import ConfigOpt, friendly
-from rag.cli.compare import compare_cmd, compare_fit_cmd, eval_compare_cmd
+from rag.cli.compare import compare_cmd, compare_fit_cmd, eval_compare_cmd, eval_cxr_change_cmd
 from rag.cli.draft import draft_cmd
 from rag.cli.eval import eval_app, evaluate_cmd
 from rag.cli.index import index_app
@@ -38,6 +38,7 @@ app.command("draft")(draft_cmd)
 app.command("compare")(compare_cmd)
 retrieve_app.command("fit-changes")(compare_fit_cmd)
 eval_app.command("compare")(eval_compare_cmd)
+eval_app.command("cxr-change")(eval_cxr_change_cmd)
 
 
 @app.command()

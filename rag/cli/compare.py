@@ -13,7 +13,7 @@ import typer
 
 from rag.cli.common import ConfigOpt, friendly
 
-__all__ = ["compare_cmd", "compare_fit_cmd", "eval_compare_cmd"]
+__all__ = ["compare_cmd", "compare_fit_cmd", "eval_compare_cmd", "eval_cxr_change_cmd"]
 
 CheckpointOpt = Annotated[
     Path | None, typer.Option(help="Encoder checkpoint (default: <workspace>/checkpoints/last.pt).")
@@ -132,3 +132,22 @@ def eval_compare_cmd(
             for name in ("lvef-fall.html", "lvef-fall.md"):
                 path = write_comparison(example.comparison, out / name, media_dir=cfg.media_dir, reference=reference)
                 typer.echo(f"wrote {path}")
+
+
+@friendly
+def eval_cxr_change_cmd(
+    data: Annotated[Path, typer.Option(help="The NIH ChestX-ray14 folder (labels.csv and the images).")],
+    out: Annotated[Path | None, typer.Option(help="Write cxr-change.json and cxr-change.md here.")] = None,
+    components: Annotated[int, typer.Option(min=2, help="Principal components of the image tower.")] = 64,
+    k: Annotated[int, typer.Option(min=1, help="Training visit pairs that vote on a change.")] = 15,
+    seed: int = 0,
+) -> None:
+    """Change between chest X-ray visits on real images: AUROC of "did the findings change?" on held-out
+    patients, and per label new / resolved."""
+    from rag.eval.cxr_change import evaluate_cxr_change
+
+    result = evaluate_cxr_change(data, components=components, k=k, seed=seed)
+    typer.echo(result.markdown())
+    if out is not None:
+        for path in result.write(out):
+            typer.echo(f"wrote {path}")
