@@ -146,10 +146,10 @@ def train_cxr(images: Sequence[CXRImage], *, components: int = 64, c: float = 0.
         opt.zero_grad()
         loss = c * torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, target, reduction="sum")
         loss = loss + 0.5 * (w**2).sum()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]
     weights, bias = w.detach().numpy().copy(), b.detach().numpy().copy()
     rare = y.sum(axis=0) < 3
     weights[:, rare] = 0.0
