@@ -32,6 +32,9 @@ def compare_cmd(
     ground_truth: Annotated[
         bool, typer.Option(help="Show the current study's own stored comparison line beside it (evaluation).")
     ] = False,
+    generator: Annotated[
+        str, typer.Option("--generator", "-g", help="extractive (default) or openai (the configured server).")
+    ] = "extractive",
     checkpoint: CheckpointOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -44,7 +47,7 @@ def compare_cmd(
 
     cfg = load_config(config)
     comparer = Comparer(config=cfg, checkpoint=checkpoint)
-    result = comparer.compare(study, prior)
+    result = comparer.compare(study, prior, generator=generator)
     reference = (
         comparison_text(ground_truth_text(comparer.drafter.store, result.current_study_id)) if ground_truth else None
     )

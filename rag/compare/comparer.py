@@ -29,6 +29,7 @@ from rag.compare.result import (
     SectionShift,
     ViewPair,
 )
+from rag.core.errors import RagError
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.sections import ECHO_SECTIONS
 
@@ -168,14 +169,37 @@ class Comparer:
 
     # -- the comparison ----------------------------------------------------------------------------
 
-    def compare(self, current: int | str | Path, prior: int | str | Path | None = None) -> Comparison:
+    def compare(
+        self,
+        current: int | str | Path,
+        prior: int | str | Path | None = None,
+        *,
+        generator: str = "extractive",
+        base_url: str | None = None,
+    ) -> Comparison:
         """Compare ``current`` (a stored study ID or a folder of DICOMs) with ``prior`` (default: the
         patient's most recent earlier study). A patient with no earlier study gets a comparison whose
-        ``status`` is "no prior", not an error.
+        ``status`` is "no prior", not an error. ``generator="openai"`` has the configured
+        OpenAI-compatible server (or ``base_url``) write the narrative, under the rules of
+        :mod:`rag.compare.llm`.
 
         Raises:
             UnknownStudyError: a study ID that is not stored.
+            rag.llm.LLMError: the server failed (``generator="openai"``).
         """
+        if generator not in ("extractive", "openai"):
+            raise RagError(f"unknown generator {generator!r}; use 'extractive' or 'openai'")
+        result = self._compare(current, prior)
+        if generator == "openai":
+            from rag.compare.llm import OpenAINarrator
+            from rag.llm.client import ChatClient
+
+            llm = self.drafter.config.llm
+            client = ChatClient(base_url or llm.base_url, llm.model, api_key=llm.api_key, timeout=llm.timeout_s)
+            result = OpenAINarrator(client, max_tokens=llm.max_tokens, temperature=llm.temperature).narrate(result)
+        return result
+
+    def _compare(self, current: int | str | Path, prior: int | str | Path | None) -> Comparison:
         current_id = self.drafter.resolve(current)
         store = self.drafter.store
         lookup = find_prior(store, current_id)
@@ -410,8 +434,10 @@ def compare(
     *,
     config: RagConfig | None = None,
     checkpoint: Path | None = None,
+    generator: str = "extractive",
 ) -> Comparison:
-    """Compare a study with the patient's prior one (or with ``prior``).
+    """Compare a study with the patient's prior one (or with ``prior``); ``generator="openai"`` has the
+    configured OpenAI-compatible server write the narrative.
 
     Example::
 
@@ -422,4 +448,4 @@ def compare(
 
     Build a :class:`Comparer` to compare many studies without reloading.
     """
-    return Comparer(config=config, checkpoint=checkpoint).compare(current, prior)
+    return Comparer(config=config, checkpoint=checkpoint).compare(current, prior, generator=generator)

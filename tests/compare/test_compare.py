@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import rag
-from rag.compare import Comparer, find_prior
+from rag.compare import Comparer, Comparison, find_prior
 from rag.compare.calls import ChangeModel, ChangeRule, Sample
 from rag.compare.pairs import ChangePairIndex
 from rag.core.errors import RagError
@@ -63,24 +63,37 @@ def test_a_patient_with_one_study_gets_no_prior_not_an_error(comparer: Comparer)
     assert comparer.compare(earliest).reason == "the patient has no earlier stored study"
 
 
-def test_every_statement_cites_evidence_that_exists(comparer: Comparer) -> None:
+def _with_changes(comparer: Comparer) -> Comparison:
+    """The follow-up study compared with another patient's study under thresholds low enough that
+    changes are called (the tiny archive's one follow-up pair reads alike twice)."""
     follow_up = max(next(ids for ids in _by_patient(comparer).values() if len(ids) == 2))
-    # thresholds low enough that changes are called, so findings statements exist to check
-    rules = {n: ChangeRule(lam=1.0, tau=1e-3) for n in ("mitral_regurgitation", "la_dilation", "lvef", "pasp")}
-    comparer.model = ChangeModel(rules=rules, pair_k=5)
-    other = next(ids[0] for ids in _by_patient(comparer).values() if len(ids) == 1)
+    low = ("mitral_regurgitation", "la_dilation", "lvef", "pasp")
+    comparer.model = ChangeModel(rules={n: ChangeRule(lam=1.0, tau=1e-3) for n in low}, pair_k=5)
     try:
-        # another patient's study as the prior: the tiny archive's one follow-up pair reads alike twice
-        c = comparer.compare(follow_up, prior=other)
+        for ids in _by_patient(comparer).values():
+            if len(ids) == 1:
+                c = comparer.compare(follow_up, prior=ids[0])
+                if c.changed():
+                    return c
     finally:
         comparer.model = ChangeModel()
+    raise AssertionError("no other patient's study reads differently enough")
+
+
+def test_every_statement_cites_evidence_that_exists(comparer: Comparer) -> None:
+    c = _with_changes(comparer)
     numbers = {e.number for e in c.evidence}
     assert numbers == set(range(1, len(c.evidence) + 1))
     assert c.statements
     for s in c.statements:
         assert s.evidence and set(s.evidence) <= numbers, s
     stated = [s for s in c.statements if s.kind != "summary"]
-    assert stated, c.text  # the low thresholds called changes: their sentences are checked below
+    assert stated, (
+        c.text,
+        [(f.name, f.prior_grade, f.score, f.prior_source) for f in c.findings][:12],
+        c.prior_study_id,
+        c.current_study_id,
+    )
     for s in stated:
         call = c.finding(s.name) if s.kind == "finding" else c.measurement(s.name)  # type: ignore[arg-type]
         assert call is not None and call.call not in ("unchanged", None), s
@@ -159,3 +172,40 @@ def test_thresholds_keep_false_alarms_under_the_limit_and_round_trip(tmp_path: P
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(RagError, match="cannot read change thresholds"):
         ChangeModel.load(tmp_path / "bad.json")
+
+
+def test_a_served_model_writes_the_narrative_and_statements_against_the_calls_are_replaced(
+    comparer: Comparer,
+) -> None:
+    from rag.compare.llm import OpenAINarrator
+    from rag.llm import ChatClient
+    from tests.llm._fake_openai import Canned, FakeOpenAI, chat_answer
+
+    base = _with_changes(comparer)
+    changed = next(f for f in base.findings if f.call != "unchanged")
+    opposite = "has improved" if changed.call in ("new", "worse") else "has worsened"
+    answer = {
+        "statements": [
+            {"text": f"The {changed.name} is {changed.call}.", "about": changed.name, "evidence": [1]},
+            {"text": f"The {changed.name} {opposite}.", "about": changed.name, "evidence": [1]},  # against its call
+            {"text": "Something improved.", "about": None, "evidence": [1]},  # a change without its name
+            {"text": "Otherwise unchanged.", "about": None, "evidence": [999]},  # cites what does not exist
+        ]
+    }
+    fake = FakeOpenAI().start()
+    fake.answer("POST", "/v1/chat/completions", Canned(body=chat_answer(json.dumps(answer))))
+    try:
+        result = OpenAINarrator(ChatClient(fake.base_url, "tiny")).narrate(base)
+        sent = fake.seen[0].body
+    finally:
+        fake.stop()
+    assert sent["response_format"]["type"] == "json_schema"
+    texts = [s.text for s in result.statements]
+    assert texts[0] == f"The {changed.name} is {changed.call}." and result.generator == "openai:tiny"
+    assert not any(opposite in t or "Something" in t or "Otherwise" in t for t in texts)
+    assert sum("left out" in w for w in result.warnings) == 3
+    numbers = {e.number for e in result.evidence}
+    assert all(s.evidence and set(s.evidence) <= numbers for s in result.statements)
+    stated = {s.name for s in result.statements if s.name}
+    assert stated >= {c.name for c in result.changed()}  # every change is stated, by the model or extractively
+    assert result.statements[-1].kind == "summary"
