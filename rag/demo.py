@@ -10,7 +10,9 @@ Steps, each reusing what an earlier run left in the workspace:
 6. learn the section x view weight table and the vote thresholds;
 7. add the starter knowledge base;
 8. draft the report of a study of a patient the training held out, print it beside the study's own
-   report, and write it as Markdown, JSON and HTML.
+   report, and write it as Markdown, JSON and HTML;
+9. fit the change thresholds on the training patients' follow-up pairs and compare that study with the
+   patient's prior one (Markdown and HTML with the frames side by side), when the patient has one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DemoOptions", "run_demo"]
 
-STEPS = ("simulate", "ingest", "train", "embed", "index", "view weights", "knowledge base", "draft")
+STEPS = ("simulate", "ingest", "train", "embed", "index", "view weights", "knowledge base", "draft", "compare")
 
 
 @dataclass
@@ -130,7 +132,9 @@ def run_demo(cfg: RagConfig, opts: DemoOptions, *, echo: Callable[[str], None] =
         echo(f"      {result.summary()}")
 
     with timer.step(8, "draft a held-out study"):
-        out = _draft(cfg, checkpoint, opts, echo)
+        out, study = _draft(cfg, checkpoint, opts, echo)
+    with timer.step(9, "compare it with the patient's prior study"):
+        _compare(cfg, checkpoint, study, echo)
     total = time.perf_counter() - total0
     echo("")
     echo("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in timer.times.items()))
@@ -194,7 +198,7 @@ def _view_weights(cfg: RagConfig, store: Store, folder: Path, checkpoint: Path, 
     echo(f"      weights: {path}; thresholds for {n} findings")
 
 
-def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> Path:
+def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[str], None]) -> tuple[Path, int]:
     from rag.draft.drafter import Drafter
     from rag.draft.studies import ground_truth_text, held_out_studies
     from rag.render import render_markdown, write_report
@@ -216,4 +220,34 @@ def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[
         echo(f"      wrote {path}")
     echo("")
     echo(render_markdown(report, ground_truth=truth))
-    return out
+    return out, study
+
+
+def _compare(cfg: RagConfig, checkpoint: Path, study: int, echo: Callable[[str], None]) -> None:
+    """Fit the change thresholds without the held-out patients, then compare ``study`` with its prior."""
+    from rag.compare.comparer import CHANGE_FILE, Comparer
+    from rag.compare.fit import fit_change_model, patient_pairs
+    from rag.compare.prior import comparison_text
+    from rag.draft.studies import ground_truth_text, held_out_studies
+    from rag.render.comparison import comparison_markdown, write_comparison
+
+    comparer = Comparer(config=cfg, checkpoint=checkpoint)
+    retriever = comparer.drafter.retriever
+    catalog = retriever.catalog
+    held = {
+        catalog.study(s).patient_id for s in held_out_studies(checkpoint, comparer.drafter.store, latest_only=False)
+    }
+    studies = [int(s) for s in catalog.study_ids if int(s) in retriever.studies]
+    pairs = patient_pairs(catalog, studies, {catalog.study(s).patient_id for s in studies} - held)
+    model = fit_change_model(comparer, pairs)
+    model.save(cfg.home / CHANGE_FILE)
+    echo(f"      change thresholds: {model.fitted_on}; {model.pair_k} change pairs per section")
+    result = comparer.compare(study)
+    reference = comparison_text(ground_truth_text(comparer.drafter.store, study))
+    for suffix in ("md", "html"):
+        path = write_comparison(
+            result, cfg.home / "drafts" / f"comparison-{study}.{suffix}", media_dir=cfg.media_dir, reference=reference
+        )
+        echo(f"      wrote {path}")
+    echo("")
+    echo(comparison_markdown(result, reference=reference))

@@ -71,8 +71,9 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("RAG_INGEST__SIZE", "64")
     result = runner.invoke(app, ["demo", "--patients", "3", "--epochs", "1", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    for n in range(1, 9):
-        assert f"[{n}/8]" in result.output
+    for n in range(1, 10):
+        assert f"[{n}/9]" in result.output
+    assert "change thresholds: " in result.output and "# Comparison of study" in result.output
     assert "ingested=" in result.output and "skipped=0" in result.output
     assert "epoch 1:" in result.output and "total:" in result.output
     drafts = sorted((home / "drafts").glob("study-*"))
