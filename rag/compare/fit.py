@@ -86,5 +86,5 @@ def _fit(
     return ChangeModel.fit(
         samples,
         max_false_alarm=max_false_alarm,
-        fitted_on=f"{used} reported study pairs of validation patients",
+        fitted_on=f"{used} reported follow-up pairs of patients apart from those compared",
     )

@@ -57,9 +57,11 @@ def measurement_text(m: MeasurementDelta) -> str:
 
 
 def finding_text(c: FindingChange) -> str:
-    """ "new moderate pericardial effusion", "mitral regurgitation has worsened from mild to moderate"."""
+    """ "new moderate pericardial effusion", "mitral regurgitation has worsened from mild to moderate",
+    "new mildly reduced LV systolic function"."""
     what = _label(c.name)
-    before, after = GRADE_WORDS[c.prior_grade], GRADE_WORDS[c.current_grade]
+    words = _ADVERBS if what.startswith(_ADJECTIVES) else GRADE_WORDS
+    before, after = words[c.prior_grade], words[c.current_grade]
     if c.call == "new":
         return f"new {after} {what}"
     if c.call == "resolved":

@@ -106,7 +106,8 @@ class CompareBenchmark:
             "",
             "## LVEF change",
             "",
-            f"{self.lvef['n']} pairs: delta MAE {r(self.lvef['mae'])} points (current vote minus prior vote); "
+            f"{self.lvef['n']} pairs: delta MAE {r(self.lvef['mae'])} points (the two votes' difference blended "
+            "with the change pairs' change, as fitted); "
             f"current vote minus the prior's reported value: {self.lvef['mae_vs_report']:.2f}; "
             f"'no change' baseline: {self.lvef['mae_zero']:.2f}.",
             "",
