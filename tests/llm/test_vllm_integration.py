@@ -126,6 +126,20 @@ def test_vllm_serves_schema_bound_json_and_drafts_a_report(
         assert all(it.raw is not None and it.prompt for it in plain.items + rag.items)
         assert all(it.retrieved for it in rag.items) and not any(it.retrieved for it in plain.items)
         print(f"vqa: {[it.answer for it in plain.items]} / rag {[it.answer for it in rag.items]}")
+
+        # a comparison's narrative from the same server: schema-bound, then held to the calls
+        from rag.compare import Comparer
+        from rag.compare.llm import OpenAINarrator
+
+        comparer = Comparer(drafter)
+        ids = sorted(int(s) for s in drafter.retriever.studies.study_ids)
+        base = comparer.compare(ids[-1], prior=ids[0])
+        told = OpenAINarrator(client, max_tokens=400).narrate(base)
+        numbers = {e.number for e in told.evidence}
+        assert told.generator == "openai:smollm2-test" and told.statements
+        assert all(st.evidence and set(st.evidence) <= numbers for st in told.statements)
+        assert {st.name for st in told.statements if st.name} >= {c.name for c in told.changed()}
+        print(f"comparison: {told.text[:300]} | warnings: {told.warnings[:3]}")
     assert not server.running and server.pid is None
     assert not _alive(pid) and _group_members(pid) == []
     assert "Application startup complete" in (tmp_path / "vllm.log").read_text()
