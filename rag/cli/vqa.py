@@ -42,10 +42,35 @@ def vqa_cmd(
         bool, typer.Option(help="openai answerer: send the images (--no-images for text-only models).")
     ] = True,
     workers: Annotated[int, typer.Option(min=1, help="Questions in flight at once (a server batches them).")] = 1,
+    judge_url: Annotated[
+        str | None, typer.Option(help="An OpenAI-compatible judge of open answers, reported beside exact match.")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's served model (default: llm.model).")] = None,
+    bertscore_model: Annotated[
+        Path | None, typer.Option(help="Report tasks: also BERTScore F1 with this local model folder.")
+    ] = None,
 ) -> None:
     """Evaluate an answerer on a suite's test split; its training split is the retrieval corpus."""
     from rag.eval.vqa.harness import VQARun, evaluate_vqa
 
-    run = VQARun(suite, data, answerer, scoring, leakage, k, image_weight, out, limit, arm, base_url, model, images)
+    run = VQARun(
+        suite,
+        data,
+        answerer,
+        scoring,
+        leakage,
+        k,
+        image_weight,
+        out,
+        limit,
+        arm,
+        base_url,
+        model,
+        images,
+        workers=workers,
+        judge_url=judge_url,
+        judge_model=judge_model,
+        bertscore_model=bertscore_model,
+    )
     report = evaluate_vqa(run, echo=typer.echo)
     typer.echo(report.markdown())

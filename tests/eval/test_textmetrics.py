@@ -75,3 +75,18 @@ def test_a_wordnet_folder_that_is_not_one_is_named(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RAG_WORDNET", str(tmp_path))
     with pytest.raises(MetricUnavailable, match="not a WordNet folder"):
         wordnet_dir()
+
+
+def test_bertscore_runs_on_a_local_model_and_says_what_it_needs_without_one(tmp_path: Path) -> None:
+    from rag.encoders.towers.minilm import minilm_dir
+    from rag.eval.bertscore import BERTScorer
+
+    with pytest.raises(MetricUnavailable, match="--bertscore-model"):
+        BERTScorer(tmp_path)
+    scorer = BERTScorer(minilm_dir())
+    same = scorer.score("Small left pleural effusion.", "Small left pleural effusion.")
+    assert same[2] == pytest.approx(1.0, abs=1e-5)
+    close = scorer.score("Small left pleural effusion.", "A small effusion on the left.")[2]
+    far = scorer.score("Small left pleural effusion.", "The patient ate breakfast today.")[2]
+    assert close > far
+    assert scorer.name == f"bertscore:{minilm_dir().name}:layer=last"

@@ -30,6 +30,8 @@ class VQARun:
             (hide those corpus items from that test item) or ``allow`` (use them, and say so).
         limit: answer at most this many new items (a later run resumes from the cache).
         workers: questions in flight at once (a served model batches them).
+        judge_url / judge_model: an OpenAI-compatible judge of open answers (reported beside exact match).
+        bertscore_model: a local model folder: report items also get BERTScore F1 (:mod:`rag.eval.bertscore`).
     """
 
     suite: str
@@ -48,6 +50,9 @@ class VQARun:
     context_k: int = 3
     max_tokens: int = 32
     workers: int = 1
+    judge_url: str | None = None
+    judge_model: str | None = None
+    bertscore_model: Path | None = None
 
 
 @dataclass
@@ -105,6 +110,11 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
         assert corpus is not None
         iw = 0.0 if run.answerer == "question-nn" else run.image_weight
         answerers.append(RetrievalAnswerer(corpus, k=run.k, image_weight=iw, name=run.answerer))
+    bertscore = None
+    if run.bertscore_model is not None:
+        from rag.eval.bertscore import BERTScorer
+
+        bertscore = BERTScorer(run.bertscore_model)  # fails now, before any answer, without its model
     cache = None
     if run.out is not None:
         run.out.mkdir(parents=True, exist_ok=True)
@@ -121,6 +131,10 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
             limit=run.limit,
             workers=run.workers,
         )
+        if run.judge_url is not None:
+            result.apply_judge(_judge(run))
+        if bertscore is not None:
+            result.apply_text_metric(bertscore.name, lambda ref, said: bertscore.score(ref, said)[2])
         result.notes.append(f"answerer: {answerer.fingerprint}")
         results.append(result)
         if run.out is not None:
@@ -147,6 +161,17 @@ def evaluate_vqa(run: VQARun, *, echo: Callable[[str], None] = print) -> VQARepo
             (run.out / "comparison.md").write_text(report.comparison, encoding="utf-8")
             echo(f"wrote {run.out / 'comparison.md'}")
     return report
+
+
+def _judge(run: VQARun) -> object:
+    from rag.core.config import load_config
+    from rag.eval.vqa.judge import Judge
+    from rag.llm import ChatClient
+
+    llm = load_config().llm
+    assert run.judge_url is not None
+    client = ChatClient(run.judge_url, run.judge_model or llm.model, api_key=llm.api_key, timeout=llm.timeout_s)
+    return Judge(client, cache=run.out / "judge.jsonl" if run.out is not None else None)
 
 
 def _model_arms(run: VQARun, corpus: Corpus | None) -> list[Answerer]:

@@ -45,6 +45,7 @@ class ItemResult:
     prompt: str | None = None
     raw: str | None = None
     text: dict[str, float] = field(default_factory=dict)
+    judged: bool | None = None  # the judge model's verdict on an open answer (None: not judged)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class RunResult:
     skipped_rows: int
     leakage: str
     notes: list[str] = field(default_factory=list)
+    judge: str | None = None  # the judge model, when open answers were judged
 
     def accuracy(self, part: str | None = None, category: tuple[str, str] | None = None) -> Rate:
         """Accuracy with a 95 % interval resampling images (questions on one image are not independent)."""
@@ -69,6 +71,33 @@ class RunResult:
                 continue
             groups.setdefault(it.image, []).append(int(it.correct))
         return rate(list(groups.values()))
+
+    def judged_accuracy(self) -> Rate:
+        """Open answers the judge called equivalent to the reference, 95 % interval over images."""
+        groups: dict[str, list[int]] = {}
+        for it in self.items:
+            if it.part == "open" and it.judged is not None:
+                groups.setdefault(it.image, []).append(int(it.judged))
+        return rate(list(groups.values()))
+
+    def apply_judge(self, judge: Any) -> None:
+        """Ask ``judge`` (:class:`rag.eval.vqa.judge.Judge`) about every open answer."""
+        from dataclasses import replace
+
+        self.items = [
+            replace(it, judged=judge.verdict(it.question, it.reference, it.answer)) if it.part == "open" else it
+            for it in self.items
+        ]
+        self.judge = judge.model
+
+    def apply_text_metric(self, name: str, score: Any) -> None:
+        """Add ``name`` = ``score(reference, answer)`` to every report item's text metrics."""
+        from dataclasses import replace
+
+        self.items = [
+            replace(it, text={**it.text, name: float(score(it.reference, it.answer))}) if it.part == "report" else it
+            for it in self.items
+        ]
 
     def text_metric(self, metric: str) -> Rate:
         """A report metric's mean (x100, as TemMed-Bench reports it) with its 95 % interval over images."""
@@ -110,10 +139,13 @@ class RunResult:
         if any(it.part == "report" for it in self.items):
             from rag.eval.textmetrics import REPORT_METRICS, tokenizer_name
 
-            for metric in REPORT_METRICS:
+            for metric in sorted(set(REPORT_METRICS) | {k for it in self.items for k in it.text}):
                 r = self.text_metric(metric)
                 out[f"report_{metric}"] = {"mean": r.mean, "low": r.low, "high": r.high, "n": r.n}
             out["report_tokenizer"] = tokenizer_name()
+        if self.judge is not None:
+            r = self.judged_accuracy()
+            out["open_judged_accuracy"] = {"mean": r.mean, "low": r.low, "high": r.high, "n": r.n, "judge": self.judge}
         if self.scoring == "official" and open_items:
             # MedEvalKit divides open accuracy by the open count a second time
             out["official_open_acc"] = out["open_accuracy"]["mean"] / len(open_items)
@@ -141,6 +173,7 @@ class RunResult:
             lines += ["", f"Report text, x100, mean [95 % CI] ({s['report_tokenizer']}):", ""]
             lines += ["| metric | mean [95 % CI] | n |", "|---|---:|---:|"]
             names = {"bleu1": "BLEU-1", "rouge_l": "ROUGE-L", "meteor": "METEOR"}
+            names.update({k: k for it in self.items for k in it.text if k not in names})
             for metric, label in names.items():
                 r = self.text_metric(metric)
                 lines.append(f"| {label} | {r.mean:.2f} [{r.low:.2f}, {r.high:.2f}] | {r.n} |")
@@ -154,6 +187,9 @@ class RunResult:
             lines.append(
                 f"| open, as the official script reports it (divided twice) | {s['official_open_acc']:.4f} | |"
             )
+        if self.judge is not None:
+            r = self.judged_accuracy()
+            lines += ["", f"open answers judged equivalent by {self.judge}: {r} ({r.n} judged; exact match above)"]
         if any(it.part == "open" for it in self.items):
             lines += [
                 "",

@@ -109,3 +109,26 @@ def test_questions_in_flight_at_once_are_each_answered_and_cached_once(
     report = evaluate_vqa(run, echo=lambda _: None)
     assert [it.id for it in report.runs[0].items] == ["101", "102"]  # the suite's order, whatever finished first
     assert len(server.seen) == 2 and len((tmp_path / "run" / "responses.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_judge_model_grades_open_answers_beside_exact_match(vqa_rad_folder: Path, tmp_path: Path) -> None:
+    fake = FakeOpenAI().start()
+    fake.answer("POST", "/v1/chat/completions", Canned(body=chat_answer('{"equivalent": true}')))
+    out = tmp_path / "run"
+    run = VQARun("vqa-rad", vqa_rad_folder, answerer="majority", out=out, judge_url=fake.base_url, judge_model="j")
+    try:
+        (result,) = evaluate_vqa(run, echo=lambda _: None).runs
+        asked = len(fake.seen)
+        evaluate_vqa(run, echo=lambda _: None)  # verdicts come from judge.jsonl the second time
+        again = len(fake.seen)
+    finally:
+        fake.stop()
+    open_items = [it for it in result.items if it.part == "open"]
+    assert open_items and all(it.judged is True for it in open_items if it.answer.strip())
+    assert all(it.judged is None for it in result.items if it.part == "closed")  # closed answers are not judged
+    assert asked == sum(1 for it in open_items if it.answer.strip()) and again == asked
+    body = fake.seen[0].body
+    assert body["response_format"]["type"] == "json_schema" and "Reference answer:" in body["messages"][1]["content"]
+    summary = result.summary()
+    assert summary["open_judged_accuracy"]["judge"] == "j" and summary["open_judged_accuracy"]["mean"] == 1.0
+    assert "judged equivalent by j" in (out / "results.md").read_text()

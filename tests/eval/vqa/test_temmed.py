@@ -114,8 +114,19 @@ def server() -> Iterator[FakeOpenAI]:
 def test_a_served_model_writes_reports_scored_with_bleu_rouge_and_meteor(
     temmed: Path, server: FakeOpenAI, tmp_path: Path
 ) -> None:
+    from rag.encoders.towers.minilm import minilm_dir
+
     out = tmp_path / "run"
-    run = VQARun("temmed-report", temmed, answerer="openai", arm="no-rag", base_url=server.base_url, model="m", out=out)
+    run = VQARun(
+        "temmed-report",
+        temmed,
+        answerer="openai",
+        arm="no-rag",
+        base_url=server.base_url,
+        model="m",
+        out=out,
+        bertscore_model=minilm_dir(),
+    )
     (result,) = evaluate_vqa(run, echo=lambda _: None).runs
     body = server.seen[0].body
     parts = body["messages"][1]["content"]
@@ -128,3 +139,4 @@ def test_a_served_model_writes_reports_scored_with_bleu_rouge_and_meteor(
     assert s["report_bleu1"]["mean"] == pytest.approx(100 * sum(it.text["bleu1"] for it in result.items) / 3)
     table = (out / "results.md").read_text()  # one arm: written in the run folder itself
     assert "| BLEU-1 |" in table and "| METEOR |" in table and "| closed |" not in table
+    assert f"| bertscore:{minilm_dir().name}:layer=last |" in table  # the optional model-based metric, named
