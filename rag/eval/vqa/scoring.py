@@ -178,20 +178,27 @@ def _corrected_parse(response: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# SLAKE (lmms-eval's normalisation, as documented) and multiple choice (VLMEvalKit's can_infer)
+# SLAKE (lmms-eval's normalize_answer) and multiple choice (VLMEvalKit's can_infer)
 # --------------------------------------------------------------------------------------------------
 
-_YES = {"yes", "yeah", "yep", "true", "correct", "right"}
-_NO = {"no", "nope", "false", "incorrect", "none", "not"}
+# lmms-eval lmms_eval/tasks/slake/utils.py: EN_YES / EN_NO / ZH_YES / ZH_NO and ZH_PUNCTUATION
+_YES = {"yes", "yeah", "yep", "true", "是", "是的", "有", "包含", "可以", "能", "会", "正常"}
+_NO = {"no", "nope", "false", "否", "不是", "没有", "无", "不包含", "不能", "不会", "不可以", "不正常", "异常"}
+_ZH_PUNCT = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～、，。；：《》？【】（）"
+_SLAKE_PUNCT = str.maketrans(dict.fromkeys(string.punctuation + _ZH_PUNCT, " "))
 
 
 def slake_normalise(text: str) -> str:
-    """SLAKE answers as lmms-eval compares them: lower case, parenthesised text removed, punctuation to
-    spaces, spaces collapsed, "x ray" read as "xray", and a yes/no synonym standing alone as the whole
-    answer read as yes / no."""
-    low = re.sub(r"\([^)]*\)", " ", text.lower())
-    low = normalise(low)
-    low = re.sub(r"\bx ray\b", "xray", low)
+    """SLAKE answers as lmms-eval's ``normalize_answer`` compares them: stripped and lower-cased,
+    parenthesised text (ASCII and full-width) removed, ASCII and Chinese punctuation to spaces, spaces
+    collapsed, then the whole answer "x ray" read as "xray", and a whole answer that is a yes / no
+    synonym read as yes / no ("no effusion" stays as it is)."""
+    low = text.strip().lower()
+    low = re.sub(r"\([^)]*\)", " ", low)
+    low = re.sub(r"（[^）]*）", " ", low)
+    low = " ".join(low.translate(_SLAKE_PUNCT).split())
+    if low in ("x ray", "xray"):
+        return "xray"
     if low in _YES:
         return "yes"
     if low in _NO:
@@ -199,9 +206,13 @@ def slake_normalise(text: str) -> str:
     return low
 
 
-def score_slake(reference: str, response: str, answer_type: str) -> ItemScore:
-    """Exact match after :func:`slake_normalise` (same rule under both scorings)."""
+def score_slake(reference: str, response: str, answer_type: str, scoring: str = "corrected") -> ItemScore:
+    """Exact match after :func:`slake_normalise`. ``official`` compares the raw response, as lmms-eval
+    does; ``corrected`` first takes the content of a final ``\\boxed{}`` or ``<answer>`` tag and cuts after
+    an answer marker ("The answer is: lung." reads as "lung"), and never counts an empty answer right."""
     part = "closed" if answer_type == "closed" else "open"
+    if scoring == "official":
+        return ItemScore(part, slake_normalise(response or "") == slake_normalise(reference))
     said = slake_normalise(_corrected_parse(response or ""))
     return ItemScore(part, said != "" and said == slake_normalise(reference))
 
@@ -325,7 +336,7 @@ def score_item(suite: str, item: VQAItem, response: str, scoring: str = "correct
     if item.options:
         return score_choice(item.answer, response, item.options)
     if suite == "slake":
-        return score_slake(item.answer, response, item.answer_type)
+        return score_slake(item.answer, response, item.answer_type, scoring)
     if suite == "temmed":
         return score_temmed(item.answer, response, scoring)
     if suite == "smmile":

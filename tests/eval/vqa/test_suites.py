@@ -44,8 +44,11 @@ def test_option_inference_as_vlmevalkit_does(response: str, letter: str | None) 
 def test_slake_normalisation() -> None:
     assert slake_normalise("X-Ray") == slake_normalise("xray") == "xray"
     assert slake_normalise("Left lung (the patient's left).") == "left lung"
-    assert slake_normalise("Yes.") == "yes" and slake_normalise("Correct") == "yes"
+    assert slake_normalise("Yes.") == "yes" and slake_normalise("Yep") == "yes" and slake_normalise("FALSE") == "no"
+    assert slake_normalise("Correct") == "correct"  # not one of lmms-eval's synonyms
     assert slake_normalise("no effusion") == "no effusion"  # a synonym counts only as the whole answer
+    assert slake_normalise("Chest X-ray") == "chest x ray"  # "x ray" is read as "xray" only as the whole answer
+    assert slake_normalise("肝脏（右侧）。") == "肝脏" and slake_normalise("是的") == "yes"  # full-width brackets too
 
 
 def test_slake_loader_keeps_english_and_names_bad_rows(tmp_path: Path) -> None:
@@ -69,6 +72,8 @@ def test_slake_loader_keeps_english_and_names_bad_rows(tmp_path: Path) -> None:
     assert len(report.skipped) == 1 and "row 2" in report.skipped[0].line()
     item = report.items[0]
     assert score_item("slake", item, "lung.").correct and not score_item("slake", item, "liver").correct
+    said = "The answer is: lung."
+    assert score_item("slake", item, said).correct and not score_item("slake", item, said, "official").correct
     assert item.categories == {"modality": "X-Ray", "content_type": "Abnormality"}
 
 
