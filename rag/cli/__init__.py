@@ -15,6 +15,7 @@ from rag.cli.draft import draft_cmd
 from rag.cli.eval import eval_app, evaluate_cmd
 from rag.cli.index import index_app
 from rag.cli.kb import kb_app
+from rag.cli.keys import keys_app
 from rag.cli.llm import llm_app
 from rag.cli.retrieve import retrieve_app
 from rag.encoders.spec import DEFAULT_ENCODER
@@ -32,6 +33,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(llm_app, name="llm")
 app.add_typer(retrieve_app, name="retrieve")
 app.add_typer(kb_app, name="kb")
+app.add_typer(keys_app, name="keys")
 app.add_typer(eval_app, name="eval")
 retrieve_app.command("evaluate", help="Same as `rag eval retrieval`.")(evaluate_cmd)
 app.command("draft")(draft_cmd)

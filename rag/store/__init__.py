@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rag.store.db import Store, make_engine, migrate, open_store
 from rag.store.models import (
+    ApiKey,
+    AuditEntry,
     Base,
     Clip,
     Measurement,
@@ -16,6 +18,8 @@ from rag.store.models import (
 )
 
 __all__ = [
+    "ApiKey",
+    "AuditEntry",
     "Base",
     "Clip",
     "Measurement",
