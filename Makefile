@@ -29,9 +29,9 @@ ingest-sample: setup
 	RAG_HOME=$(WORKSPACE) $(VENV)/bin/rag ingest "$(SAMPLE)"
 
 lint: setup
-	$(PY) -m ruff check rag tests bench
-	$(PY) -m ruff format --check rag tests bench
-	$(PY) -m mypy rag
+	$(PY) -m ruff check rag services tests bench
+	$(PY) -m ruff format --check rag services tests bench
+	$(PY) -m mypy rag services
 	# the floors of docs/architecture.md: imports run one way (contract in pyproject.toml)
 	$(VENV)/bin/lint-imports
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rag.core.errors import RetrievalError
 from rag.vocab.findings import PHENOTYPES
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from rag.retrieve.retriever import CaseRetriever
     from rag.retrieve.voting import NeighbourVoter
 
-__all__ = ["SimilarCase", "finding_counts", "similar_studies"]
+__all__ = ["SimilarCase", "finding_counts", "similar_studies", "similar_to_text"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,33 @@ def finding_counts(voter: NeighbourVoter, study_id: int) -> dict[str, dict[str, 
         grades = [labels[sid].get(name, 0.0) for sid, _ in p.neighbours]
         out[name] = {"with": sum(1 for g in grades if g >= 1), "of": len(grades)}
     return out
+
+
+def similar_to_text(
+    retriever: CaseRetriever, query: np.ndarray, k: int = 10, *, sections: Sequence[str] | None = None
+) -> list[tuple[int, float, str]]:
+    """Studies whose report sections are nearest a text embedding (the encoder's text tower):
+    (study ID, best similarity, the section it was found in), best first."""
+    from rag.vocab.sections import ECHO_SECTIONS
+
+    if k < 1:
+        raise RetrievalError(f"k must be at least 1, got {k}")
+    wanted = list(sections or ECHO_SECTIONS)
+    unknown = [s for s in wanted if s not in ECHO_SECTIONS]
+    if unknown:
+        raise RetrievalError(f"unknown section(s) {unknown}; allowed sections: {list(ECHO_SECTIONS)}")
+    index = retriever.report_sections
+    best: dict[int, tuple[float, str]] = {}
+    q = np.asarray(query, np.float32).reshape(1, -1)
+    for section in wanted:
+        if not len(index.section_rows(ECHO_SECTIONS.index(section))):
+            continue
+        scores, ids = index.index_of(section).search(q, 4 * k)
+        for score, sid in zip(scores[0], ids[0], strict=True):
+            if sid < 0:
+                continue
+            study = index.study_of(int(sid))
+            if study not in best or float(score) > best[study][0]:
+                best[study] = (float(score), section)
+    ranked = sorted(best.items(), key=lambda x: (-x[1][0], x[0]))[:k]
+    return [(sid, score, section) for sid, (score, section) in ranked]

@@ -1,0 +1,1 @@
+"""The HTTP service: similar cases, drafts and comparisons over a workspace (``create_app``, ``rag-api``)."""
