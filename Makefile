@@ -51,7 +51,7 @@ vllm: $(VLLM_VENV)/.installed
 
 # Everything, integration tests included (PostgreSQL, Milvus Lite, vLLM): they must run, not skip.
 test: lint vllm
-	RAG_REQUIRE_VLLM=1 RAG_REQUIRE_BROWSER=1 RAG_VLLM_VENV=$(VLLM_VENV) $(PY) -m pytest
+	RAG_REQUIRE_VLLM=1 RAG_REQUIRE_BROWSER=1 RAG_REQUIRE_PACS=1 RAG_VLLM_VENV=$(VLLM_VENV) $(PY) -m pytest
 
 bench: setup
 	$(PY) bench/ingest.py

@@ -17,6 +17,7 @@ from rag.cli.index import index_app
 from rag.cli.kb import kb_app
 from rag.cli.keys import keys_app
 from rag.cli.llm import llm_app
+from rag.cli.pacs import pacs_app
 from rag.cli.retrieve import retrieve_app
 from rag.encoders.spec import DEFAULT_ENCODER
 
@@ -34,6 +35,7 @@ app.add_typer(llm_app, name="llm")
 app.add_typer(retrieve_app, name="retrieve")
 app.add_typer(kb_app, name="kb")
 app.add_typer(keys_app, name="keys")
+app.add_typer(pacs_app, name="pacs")
 app.add_typer(eval_app, name="eval")
 retrieve_app.command("evaluate", help="Same as `rag eval retrieval`.")(evaluate_cmd)
 app.command("draft")(draft_cmd)
@@ -46,21 +48,50 @@ eval_app.command("cxr-change")(eval_cxr_change_cmd)
 @app.command()
 @friendly
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (walked recursively).")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest (walked recursively).")] = None,
     config: ConfigOpt = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes (default: ingest.workers).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when any item was skipped.")] = False,
     show: Annotated[int, typer.Option(help="How many skip reasons to print.")] = 20,
+    dicomweb: Annotated[
+        str | None, typer.Option(help="A PACS's DICOMweb root (e.g. http://127.0.0.1:8042/dicom-web).")
+    ] = None,
+    study: Annotated[
+        list[str] | None, typer.Option(help="With --dicomweb: a Study Instance UID to fetch (repeatable).")
+    ] = None,
 ) -> None:
-    """Ingest DICOM folders, MP4/AVI exports, PNG/JPEG stills and report text into the case store."""
+    """Ingest DICOM folders, MP4/AVI exports, PNG/JPEG stills and report text into the case store, or
+    studies fetched from a PACS over DICOMweb (WADO-RS)."""
+    import shutil
+    import uuid
+
     from rag.core.config import load_config
+    from rag.core.errors import RagError
     from rag.ingest.pipeline import ingest as run_ingest
 
     cfg = load_config(config)
     if workers is not None:
         cfg.ingest.workers = workers
-    report = run_ingest(paths, cfg, progress=progress and sys.stderr.isatty())
+    if bool(dicomweb) != bool(study):
+        raise RagError("give --dicomweb URL together with one or more --study UID (`rag pacs search` lists them)")
+    if not paths and not dicomweb:
+        raise RagError("give files or folders to ingest, or --dicomweb URL --study UID")
+    fetched = None
+    if dicomweb:
+        from rag.ingest.dicomweb import fetch_study
+
+        fetched = cfg.home / "uploads" / f"dicomweb-{uuid.uuid4().hex}"
+        for uid in study or []:
+            n = len(fetch_study(dicomweb, uid, fetched / f"{len(list(fetched.glob('*')))}"))
+            typer.echo(f"fetched study {uid}: {n} instances")
+    try:
+        report = run_ingest(
+            [*(paths or []), *([fetched] if fetched else [])], cfg, progress=progress and sys.stderr.isatty()
+        )
+    finally:
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
     typer.echo(report.summary())
     skipped = report.by_status("skipped")
     for item in skipped[:show]:

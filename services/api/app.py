@@ -90,6 +90,7 @@ def create_app(
     rate: float = 50.0,
     burst: float = 100.0,
     key_ttl: float = 2.0,
+    pacs_url: str | None = None,
 ) -> FastAPI:
     """The service over ``config``'s workspace (default: the loaded configuration).
 
@@ -98,8 +99,12 @@ def create_app(
         rate / burst: requests a second per key on average / at most at once (429 beyond).
         key_ttl: seconds a verified key is trusted before the store is asked again (a revoked key is
             refused at most this long after revocation).
+        pacs_url: a PACS's DICOMweb root the page may search and fetch from (default ``$RAG_PACS_URL``).
     """
+    import os
+
     cfg = config if config is not None else load_config()
+    pacs = pacs_url or os.environ.get("RAG_PACS_URL")
     ws = Workspace(cfg)
     keys = KeyCache(ws.store, ttl=key_ttl)
     limiter = RateLimiter(rate=rate, burst=burst)
@@ -333,6 +338,46 @@ def create_app(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         audit(ws.store, who.name, "upload", [study_id], status=201)
+        return {"study_id": study_id}
+
+    # -- the PACS -----------------------------------------------------------------------------------
+
+    def pacs_root() -> str:
+        if not pacs:
+            raise ApiError(404, "no PACS is configured (start the service with RAG_PACS_URL=<DICOMweb root>)")
+        return pacs
+
+    @app.get("/pacs/studies", tags=["pacs"])
+    def pacs_search(who: Reader, patient: str | None = None, date: str | None = None) -> dict[str, Any]:
+        """Studies on the configured PACS (QIDO-RS), by patient ID and study date (YYYYMMDD[-YYYYMMDD])."""
+        from rag.ingest.dicomweb import DicomWebError, search_studies
+
+        try:
+            found = search_studies(pacs_root(), patient=patient, date=date)
+        except DicomWebError as e:
+            raise ApiError(502, str(e)) from e
+        audit(ws.store, who.name, "pacs search", [])
+        return {"studies": [s.__dict__ | {"modalities": list(s.modalities)} for s in found]}
+
+    @app.post("/pacs/studies/{study_uid}", tags=["pacs"], status_code=201)
+    def pacs_fetch(study_uid: str, who: Uploader) -> dict[str, Any]:
+        """Fetch a study from the PACS (WADO-RS), ingest and embed it; returns its study ID."""
+        import uuid
+
+        from rag.ingest.dicomweb import DicomWebError, fetch_study
+
+        folder = ws.config.home / "uploads" / f"dicomweb-{uuid.uuid4().hex}"
+        try:
+            fetch_study(pacs_root(), study_uid, folder)
+            with ws.ingesting:
+                study_id = ws.drafter.resolve(folder)
+        except DicomWebError as e:
+            raise ApiError(502, str(e)) from e
+        except RagError as e:
+            raise ApiError(422, f"nothing stored: {str(e).splitlines()[0][:300]}") from e
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        audit(ws.store, who.name, "pacs fetch", [study_id], status=201)
         return {"study_id": study_id}
 
     # -- admin --------------------------------------------------------------------------------------
