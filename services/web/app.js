@@ -172,9 +172,43 @@ async function upload(event) {
   }
 }
 
+async function pacsSearch(event) {
+  event.preventDefault();
+  $("error").textContent = "";
+  const params = new URLSearchParams();
+  if ($("pacs-patient").value.trim()) params.set("patient", $("pacs-patient").value.trim());
+  if ($("pacs-date").value.trim()) params.set("date", $("pacs-date").value.trim());
+  const list = $("pacs-list");
+  list.innerHTML = "";
+  try {
+    const found = (await call(`/pacs/studies?${params}`)).studies;
+    if (!found.length) list.innerHTML = "<li>no study found</li>";
+    for (const s of found) {
+      const li = document.createElement("li");
+      li.innerHTML = `${esc(s.date || "")} ${esc((s.modalities || []).join(","))} ${esc(s.description || "")}
+        (${s.instances ?? "?"} instances) <button>Open</button>`;
+      li.querySelector("button").onclick = async () => {
+        li.querySelector("button").disabled = true;
+        try {
+          const r = await call(`/pacs/studies/${encodeURIComponent(s.study_uid)}`, { method: "POST" });
+          $("study").value = r.study_id;
+          $("text").value = "";
+          await search();
+        } catch (e) {
+          $("error").textContent = "PACS fetch refused: " + e.message;
+        }
+      };
+      list.appendChild(li);
+    }
+  } catch (e) {
+    $("error").textContent = e.message;
+  }
+}
+
 VIEWS.forEach((v) => $("view").insertAdjacentHTML("beforeend", `<option>${v}</option>`));
 FINDINGS.forEach((f) => $("finding").insertAdjacentHTML("beforeend", `<option>${f}</option>`));
 $("signin").onclick = signIn;
 $("search").onsubmit = search;
 $("upload").onsubmit = upload;
+$("pacs").onsubmit = pacsSearch;
 if (key) signIn();
