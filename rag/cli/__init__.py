@@ -221,22 +221,53 @@ def embed(
     checkpoint: Annotated[Path, typer.Option(help="Encoder checkpoint (from `rag train`).")],
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, ...")] = "cpu",
+    engine: Annotated[str, typer.Option(help="local (default) or ray (decode tasks + encoder actors).")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: a running cluster (default: start a local one).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="ray: encoder actors (and local CPUs).")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="ray: GPUs per encoder actor.")] = 0.0,
     config: ConfigOpt = None,
 ) -> None:
     """Embed every stored clip, still and report section with one encoder checkpoint."""
     from rag.core.config import load_config
+    from rag.core.errors import RagError
     from rag.encoders import load_checkpoint
     from rag.encoders.embed import embed_store, embeddings_dir
     from rag.store import open_store
 
+    if engine not in ("local", "ray"):
+        raise RagError(f"unknown engine {engine!r}; use local or ray")
     cfg = load_config(config)
     model, info = load_checkpoint(checkpoint, device=device)
     store = open_store(cfg.db_url)
-    try:
-        root = cfg.home / "embeddings"
-        counts = embed_store(
-            store, cfg.media_dir, root, model, info.sha256, batch_size=batch_size, progress=sys.stderr.isatty()
+    root = cfg.home / "embeddings"
+    media_engine = None
+    if engine == "ray":
+        from rag.encoders.distributed import ray_engine
+
+        media_engine = ray_engine(
+            checkpoint,
+            embeddings_dir(root, model.spec.name, info.sha256),
+            model.spec.preprocessing.model_dump(mode="json"),
+            address=address,
+            workers=workers,
+            batch_size=batch_size,
+            gpus_per_worker=gpus_per_worker,
         )
+    try:
+        counts = embed_store(
+            store,
+            cfg.media_dir,
+            root,
+            model,
+            info.sha256,
+            batch_size=batch_size,
+            progress=sys.stderr.isatty(),
+            media_engine=media_engine,
+        )
+        if engine == "ray":
+            import shutil
+
+            shutil.rmtree(embeddings_dir(root, model.spec.name, info.sha256) / "ray-parts", ignore_errors=True)
     finally:
         store.close()
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))

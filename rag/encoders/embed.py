@@ -121,8 +121,14 @@ def embed_store(
     *,
     batch_size: int = 32,
     progress: bool = False,
+    media_engine: Callable[[str, list[tuple[int, Path]]], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, int]:
-    """Embed what the store holds and the folder lacks; returns the count of vectors per kind."""
+    """Embed what the store holds and the folder lacks; returns the count of vectors per kind.
+
+    ``media_engine(kind, [(row id, file)])`` embeds clips and stills elsewhere (the Ray engine,
+    :mod:`rag.encoders.distributed`) and returns (vectors, view_probs) in the order given; report
+    sections are always embedded here.
+    """
     import torch
     from tqdm import tqdm
 
@@ -156,6 +162,10 @@ def embed_store(
                         vecs.append(model.encode_text(list(chunk)).float().cpu().numpy())
                         bar.update(len(chunk))
                 new = np.concatenate(vecs) if vecs else np.zeros((0, model.spec.embed_dim), np.float32)
+            elif media_engine is not None and todo:
+                new, probs = media_engine(kind, list(todo))
+                bar.update(len(todo))
+                extra_new["view_probs"] = probs
             else:
                 new, probs = _embed_media(model, [p for _, p in todo], batch_size, bar.update)
                 extra_new["view_probs"] = probs
