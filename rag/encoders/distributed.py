@@ -138,11 +138,9 @@ def embed_media_ray(
                     "crash_once": str(crash_once) if crash_once else None,
                 },
                 batch_size=batch_size,
-                concurrency=workers,
+                compute=ray.data.ActorPoolStrategy(size=workers),  # restarts a dead actor, retries its batch
                 num_gpus=gpus_per_worker,
                 num_cpus=0.5,  # half a CPU each: the decode tasks must fit beside a full actor pool
-                max_restarts=3,
-                max_task_retries=3,
             )
             embedded.materialize()
         finally:
