@@ -164,6 +164,32 @@ def info(
             typer.echo(f"{'file':18s} {path.name} {path.stat().st_size} bytes")
 
 
+@index_app.command("migrate")
+@friendly
+def migrate_cmd(
+    name: Annotated[str, typer.Argument(help="The index to copy (under <workspace>/indexes/).")],
+    to: Annotated[str, typer.Option("--to", help="faiss or milvus.")],
+    new_name: Annotated[str | None, typer.Option("--as", help="The copy's name (default: NAME-<backend>).")] = None,
+    uri: Annotated[
+        str | None,
+        typer.Option(help="Milvus: a .db file (Milvus Lite) or http://host:19530; default <copy>/milvus.db."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy an index to the other back-end (FAISS <-> Milvus), same IDs, kind and manifest, and check it."""
+    _quiet_openmp()
+    from rag.index.migrate import migrate_index
+
+    cfg = _config(config)
+    source = cfg.indexes_dir / name
+    target = cfg.indexes_dir / (new_name or f"{name}-{to}")
+    done = migrate_index(source, target, to, uri=uri)
+    typer.echo(
+        f"index {done.source.name} -> {done.target.name}: backend={done.backend} n={done.count}; "
+        f"top-10 overlap with the source on {min(32, done.count)} stored vectors: {done.overlap:.3f}"
+    )
+
+
 @index_app.command("list")
 @friendly
 def list_indexes(config: ConfigOpt = None) -> None:

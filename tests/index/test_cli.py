@@ -99,3 +99,26 @@ def test_verify_reports_stale_and_broken_indexes(workspace: Path, data: Data) ->
     assert out.exit_code == 1 and "ids.npy is missing" in out.output
     out = runner.invoke(index_app, ["verify", "nope"])
     assert out.exit_code == 2 and "No index at" in out.output
+
+
+def test_migrate_to_milvus_and_back_keeps_ids_and_answers(workspace: Path, data: Data) -> None:
+    pytest.importorskip("milvus_lite")
+    from rag.index.store import load_index
+
+    emb = _embeddings(workspace, data)
+    runner = CliRunner()
+    assert runner.invoke(index_app, ["build", "--embeddings", str(emb), "--kind", "flat"]).exit_code == 0
+    out = runner.invoke(index_app, ["migrate", "clips", "--to", "milvus"])
+    assert out.exit_code == 0, out.output
+    assert "backend=milvus" in out.output and "overlap with the source on 32 stored vectors: 1.000" in out.output
+    back = runner.invoke(index_app, ["migrate", "clips-milvus", "--to", "faiss", "--as", "clips-again"])
+    assert back.exit_code == 0 and "overlap with the source on 32 stored vectors: 1.000" in back.output
+    a, ma = load_index(workspace / "indexes" / "clips")
+    b, mb = load_index(workspace / "indexes" / "clips-again")
+    assert (mb.backend, mb.encoder, mb.checkpoint_sha256, mb.count) == ("faiss", ma.encoder, SHA, ma.count)
+    q = data.vectors[:5]
+    assert (a.search(q, 10)[1] == b.search(q, 10)[1]).all()
+    again = runner.invoke(index_app, ["migrate", "clips", "--to", "faiss"])
+    assert again.exit_code != 0 and "already a faiss index" in again.output
+    clash = runner.invoke(index_app, ["migrate", "clips", "--to", "milvus"])
+    assert clash.exit_code != 0 and "already exists" in clash.output
