@@ -40,8 +40,16 @@ class Workspace:
     """The opened workspace: drafter (case library, votes), comparer and previews, loaded once."""
 
     def __init__(self, config: RagConfig) -> None:
+        import os
+
         from rag.store import open_store
 
+        # Requests run in parallel threads: one OpenMP thread per FAISS search (RAG_API_FAISS_THREADS)
+        # instead of every search spinning up all cores against the others.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        import faiss
+
+        faiss.omp_set_num_threads(int(os.environ.get("RAG_API_FAISS_THREADS", "1")))
         self.config = config
         self.store = open_store(config.db_url)
         self._lock = threading.Lock()
