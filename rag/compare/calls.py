@@ -24,11 +24,13 @@ from rag.core.errors import RagError
 from rag.vocab.cutoffs import lvef_grades, pasp_grade
 
 __all__ = [
+    "GRADED_MODES",
     "MEASURED_GRADES",
     "SIGNIFICANT",
     "ChangeModel",
     "ChangeRule",
     "Sample",
+    "call_of",
     "change_sign",
     "measured_grade",
 ]
@@ -59,6 +61,23 @@ MEASURED_GRADES: Mapping[str, tuple[str, Callable[[float], tuple[int, ...]]]] = 
 }
 """Findings graded from a measurement (ASE cut-offs): when the measurement is called changed, the finding's
 current grade is the one the compared value allows (else the prior grade stays)."""
+
+
+GRADED_MODES = ("measured", "finding", "either")
+"""How a finding graded from a measurement is called: ``measured`` (its grade follows the compared value
+when the measurement is called changed, else stays), ``finding`` (its own rule, like any finding), or
+``either`` (the measurement when it moved, else its own rule). Chosen on validation pairs."""
+
+
+def call_of(before: int, after: int) -> str:
+    """new / resolved / worse / better / unchanged for a grade going from ``before`` to ``after``."""
+    if before == after:
+        return "unchanged"
+    if before == 0:
+        return "new"
+    if after == 0:
+        return "resolved"
+    return "worse" if after > before else "better"
 
 
 def measured_grade(prior_grade: int, value: float, grades_of: Callable[[float], tuple[int, ...]]) -> int:
@@ -109,6 +128,7 @@ class ChangeModel:
     rules: dict[str, ChangeRule] = field(default_factory=dict)
     blends: dict[str, float] = field(default_factory=dict)
     pair_k: int = 10
+    graded_mode: dict[str, str] = field(default_factory=dict)  # MEASURED_GRADES findings: see GRADED_MODES
     max_false_alarm: float = 0.04
     fitted_on: str = "defaults (not fitted)"
 
@@ -198,6 +218,7 @@ class ChangeModel:
         data: dict[str, object] = {"max_false_alarm": self.max_false_alarm, "fitted_on": self.fitted_on}
         data["blends"] = self.blends
         data["pair_k"] = self.pair_k
+        data["graded_mode"] = self.graded_mode
         data["rules"] = {k: asdict(v) for k, v in sorted(self.rules.items())}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -215,6 +236,7 @@ class ChangeModel:
                 rules,
                 blends,
                 int(data.get("pair_k", 10)),
+                {k: str(v) for k, v in data.get("graded_mode", {}).items()},
                 float(data["max_false_alarm"]),
                 str(data["fitted_on"]),
             )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.compare.calls import MEASURED_GRADES, SIGNIFICANT, ChangeModel, measured_grade
+from rag.compare.calls import MEASURED_GRADES, SIGNIFICANT, ChangeModel, call_of, measured_grade
 from rag.compare.narrative import EvidenceNumbering, extractive_statements, no_prior_statements
 from rag.compare.pairs import ChangePairIndex, PairHit, consecutive_pairs
 from rag.compare.prior import find_prior
@@ -346,21 +346,17 @@ class Comparer:
             current_grade = max(0, min(prior_grade - 1, voted))
         else:
             current_grade = prior_grade
-        if name in MEASURED_GRADES:
+        mode = self.model.graded_mode.get(name, "measured")
+        if name in MEASURED_GRADES and mode != "finding":
             measure, grades_of = MEASURED_GRADES[name]
             m = next((m for m in measurements if m.name == measure), None)
             if m is not None and m.current is not None:
-                # graded from the compared value, so the finding and its measurement never disagree
-                moved = m.call in ("increased", "decreased")
-                current_grade = measured_grade(prior_grade, m.current, grades_of) if moved else prior_grade
-        if current_grade == prior_grade:
-            call = "unchanged"
-        elif prior_grade == 0:
-            call = "new"
-        elif current_grade == 0:
-            call = "resolved"
-        else:
-            call = "worse" if current_grade > prior_grade else "better"
+                # graded from the compared value when it moved (the measurement then follows, see _agree)
+                if m.call in ("increased", "decreased"):
+                    current_grade = measured_grade(prior_grade, m.current, grades_of)
+                elif mode == "measured":
+                    current_grade = prior_grade
+        call = call_of(prior_grade, current_grade)
         return FindingChange(
             name=name,
             section=PHENOTYPES[name].section,

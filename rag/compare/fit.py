@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from rag.compare.calls import ChangeModel, Sample, change_sign
+from rag.compare.calls import GRADED_MODES, MEASURED_GRADES, ChangeModel, Sample, call_of, change_sign
 from rag.compare.comparer import FINDINGS, MEASUREMENTS, Comparer
 from rag.compare.pairs import consecutive_pairs
 
@@ -56,7 +56,40 @@ def fit_change_model(
             best = (score, model)
     assert best is not None, "pair_ks is empty"
     comparer.model = best[1]
+    _choose_graded_modes(comparer, pairs, max_false_alarm)
     return best[1]
+
+
+def _choose_graded_modes(comparer: Comparer, pairs: list[tuple[int, int]], max_false_alarm: float) -> None:
+    """For each finding graded from a measurement, the mode (``GRADED_MODES``) whose calls on ``pairs``
+    are most often right with at most ``max_false_alarm`` false alarms (ties: the first listed)."""
+    labelled = []
+    for prior, current in pairs:
+        before, after = comparer.report_labels(prior), comparer.report_labels(current)
+        if before is not None and after is not None:
+            labelled.append((prior, current, before, after))
+    model = comparer.model
+    for name in MEASURED_GRADES:
+        scores: dict[str, float] = {}
+        for mode in GRADED_MODES:
+            model.graded_mode[name] = mode
+            right = alarms = unchanged = n = 0
+            for prior, current, before, after in labelled:
+                if name not in before or name not in after:
+                    continue
+                want = call_of(round(before[name]), round(after[name]))
+                got = comparer.compare(current, prior).finding(name)
+                said = got.call if got is not None else "unchanged"
+                n += 1
+                right += said == want
+                if want == "unchanged":
+                    unchanged += 1
+                    alarms += said != "unchanged"
+            if n and (not unchanged or alarms / unchanged <= max_false_alarm):
+                scores[mode] = right / n
+        model.graded_mode[name] = (
+            max(scores, key=lambda m: (scores[m], -GRADED_MODES.index(m))) if scores else "measured"
+        )
 
 
 def _fit(

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.compare.calls import call_of
 from rag.compare.comparer import FINDINGS, Comparer, PairFeatures
 from rag.compare.fit import fit_change_model, patient_pairs
 from rag.compare.prior import comparison_text
@@ -39,13 +40,8 @@ OFF_TEXT = "No significant change."
 
 
 def truth_call(before: int, after: int) -> str:
-    if before == after:
-        return "unchanged"
-    if before == 0:
-        return "new"
-    if after == 0:
-        return "resolved"
-    return "worse" if after > before else "better"
+    """The call the truth's grades make (:func:`rag.compare.calls.call_of`)."""
+    return call_of(before, after)
 
 
 @dataclass
