@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--drafts", type=float, default=0.1, help="share of requests that are drafts")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (rag-api --workers)")
     args = parser.parse_args()
 
     cfg = load_config()
@@ -89,14 +90,36 @@ def main() -> None:
     app = create_app(cfg, rate=1e6, burst=1e6)  # the limiter would otherwise be what this measures
     studies = sorted(int(s) for s in app.state.workspace.drafter.retriever.studies.study_ids)
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
+    proc = None
+    if args.workers > 1:  # separate processes, as `rag-api --workers N` runs them
+        import os
+        import subprocess
+        import sys
+
+        import httpx
+
+        env = dict(os.environ, RAG_API_RATE="1000000")
+        command = [sys.executable, "-m", "services.api.main", "--port", str(port), "--workers", str(args.workers)]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server = None
+    else:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
     db = cfg.db_url.removeprefix("sqlite:///")
-    print(f"{len(studies)} studies; {args.requests} requests per level, {args.drafts:.0%} drafts; {base}")
+    print(
+        f"{len(studies)} studies; {args.requests} requests per level, {args.drafts:.0%} drafts; "
+        f"{args.workers} worker process(es); {base}"
+    )
     heads = ("clients", "similar p50", "p99", "draft p50", "p99", "req/s", "errors")
     print(" ".join(f"{h:>{w}}" for h, w in zip(heads, (8, 12, 8, 10, 8, 7, 7), strict=True)) + " audit")
     try:
@@ -115,8 +138,12 @@ def main() -> None:
             for e in r["errors"][:3]:
                 print("   ", e)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
         store.close()
 
 

@@ -16,10 +16,14 @@ __all__ = ["factory", "main"]
 
 
 def factory() -> Any:
-    """The app of one worker (uvicorn's ``--factory``): the configuration from ``RAG_CONFIG`` / env."""
+    """The app of one worker (uvicorn's ``--factory``): the configuration from ``RAG_CONFIG`` / env, the
+    limits from ``RAG_API_RATE`` / ``RAG_API_BURST`` (requests/s per key) and ``RAG_API_MAX_UPLOAD_MB``."""
     from services.api.app import create_app
 
-    return create_app()
+    rate = float(os.environ.get("RAG_API_RATE", "50"))
+    burst = float(os.environ.get("RAG_API_BURST", str(max(2 * rate, 1))))
+    upload = int(float(os.environ.get("RAG_API_MAX_UPLOAD_MB", "256")) * 2**20)
+    return create_app(rate=rate, burst=burst, max_upload_bytes=upload)
 
 
 def main(argv: list[str] | None = None) -> None:
