@@ -1,6 +1,6 @@
 """The clinicians' page end to end in headless Chromium: sign in, upload a simulated study, see similar
-cases and the draft, follow a citation. Screenshots go to ``$RAG_SCREENSHOTS`` (default: the test's
-temporary folder) for people to look at."""
+cases and the draft, follow a citation, refine by example, open a study from the PACS (a real Orthanc).
+Screenshots go to ``$RAG_SCREENSHOTS`` (default: the test's temporary folder) for people to look at."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def served(embedded_archive: EmbeddedArchive, tmp_path: Path) -> Iterator[tuple[str, str, RagConfig]]:
+def served(embedded_archive: EmbeddedArchive, tmp_path: Path, orthanc: str) -> Iterator[tuple[str, str, RagConfig]]:
     import uvicorn
 
     from services.api.app import create_app
@@ -40,7 +40,8 @@ def served(embedded_archive: EmbeddedArchive, tmp_path: Path) -> Iterator[tuple[
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(cfg, pacs_url=orthanc)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -54,7 +55,7 @@ def served(embedded_archive: EmbeddedArchive, tmp_path: Path) -> Iterator[tuple[
 
 
 def test_sign_in_upload_see_neighbours_and_a_draft_and_follow_a_citation(
-    served: tuple[str, str, RagConfig], tmp_path: Path
+    served: tuple[str, str, RagConfig], tmp_path: Path, stored_study: tuple[str, str]
 ) -> None:
     if not CHROMIUM.is_file():
         if os.environ.get("RAG_REQUIRE_BROWSER"):
@@ -104,7 +105,18 @@ def test_sign_in_upload_see_neighbours_and_a_draft_and_follow_a_citation(
             page.locator("#neighbours .card .refine").first.click()  # refine by example
             expect(page.locator("#query-id")).not_to_contain_text("stored as")
             expect(page.locator("#neighbours .card").first).to_be_visible(timeout=60_000)
+
+            # a study picked from the PACS: searched over QIDO-RS, opened (fetched, ingested) over WADO-RS
+            _, patient = stored_study
+            page.fill("#pacs-patient", patient)
+            page.click("#pacs button[type=submit]")
+            expect(page.locator("#pacs-list li button")).to_have_count(1)
+            before = page.locator("#study").input_value()
+            page.locator("#pacs-list li button").click()
+            expect(page.locator("#study")).not_to_have_value(before, timeout=120_000)
+            expect(page.locator("#neighbours .card").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "4-from-the-pacs.png"), full_page=True)
         finally:
             browser.close()
-    assert len(list(shots.glob("*.png"))) == 3
+    assert len(list(shots.glob("*.png"))) == 4
     print(f"\nscreenshots in {shots}")
