@@ -104,6 +104,16 @@ class LLMConfig(_Strict):
         description="Folder `rag llm prepare` writes and `rag llm serve` serves; relative to the workspace.",
     )
     port: int = Field(8000, ge=1, le=65535, description="Port `rag llm serve` listens on (127.0.0.1).")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs one model instance is split over (vLLM).")
+    data_parallel_size: int = Field(1, ge=1, le=64, description="Model replicas the server balances requests over.")
+    prefix_caching: bool | None = Field(
+        None,
+        description="Reuse the KV cache of a shared prompt prefix (the drafts' system prompt and schema); "
+        "None leaves vLLM's default for the device.",
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, le=4096, description="Requests the server batches at once (None: vLLM's default)."
+    )
 
 
 class RagConfig(BaseSettings):

@@ -84,6 +84,23 @@ def port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def parallel_args(
+    tensor: int = 1, data: int = 1, prefix_caching: bool | None = None, max_num_seqs: int | None = None
+) -> list[str]:
+    """vLLM's command-line flags for tensor / data parallelism, prefix caching and batch size (only
+    those that differ from vLLM's defaults)."""
+    args: list[str] = []
+    if tensor > 1:
+        args += ["--tensor-parallel-size", str(tensor)]
+    if data > 1:
+        args += ["--data-parallel-size", str(data)]
+    if prefix_caching is not None:
+        args.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
+    if max_num_seqs is not None:
+        args += ["--max-num-seqs", str(max_num_seqs)]
+    return args
+
+
 class VLLMServer:
     """vLLM's OpenAI-compatible server for one model folder, as a child process group.
 
@@ -178,6 +195,9 @@ class VLLMServer:
             max_model_len=llm.context_tokens + llm.max_tokens,
             api_key=llm.api_key.get_secret_value() if llm.api_key else None,
             startup_timeout=startup_timeout,
+            extra_args=parallel_args(
+                llm.tensor_parallel_size, llm.data_parallel_size, llm.prefix_caching, llm.max_num_seqs
+            ),
         )
 
     # State ------------------------------------------------------------------------------------------

@@ -148,3 +148,27 @@ def test_from_config_reads_llm_block(workspace: Path, monkeypatch: pytest.Monkey
     assert server.base_url == "http://127.0.0.1:8765/v1"
     other = VLLMServer.from_config(load_config(), model_dir=Path("elsewhere"), port=9001)
     assert other.model_dir == Path("elsewhere") and other.port == 9001
+
+
+def test_parallel_and_prefix_caching_settings_reach_the_command_line(
+    model_folder: Path, fake_vllm_venv: Path, tmp_path: Path
+) -> None:
+    from rag.core.config import load_config
+    from rag.llm.server import parallel_args
+
+    assert parallel_args() == []  # vLLM's own defaults unless asked
+    cfg = load_config(
+        home=tmp_path,
+        llm={
+            "venv": str(fake_vllm_venv),
+            "tensor_parallel_size": 2,
+            "data_parallel_size": 4,
+            "prefix_caching": True,
+            "max_num_seqs": 64,
+        },
+    )
+    cmd = " ".join(VLLMServer.from_config(cfg, model_dir=model_folder).command())
+    assert "--tensor-parallel-size 2" in cmd and "--data-parallel-size 4" in cmd
+    assert "--enable-prefix-caching" in cmd and "--max-num-seqs 64" in cmd
+    off = load_config(home=tmp_path, llm={"venv": str(fake_vllm_venv), "prefix_caching": False})
+    assert "--no-enable-prefix-caching" in VLLMServer.from_config(off, model_dir=model_folder).command()
