@@ -114,6 +114,7 @@ def eval_compare_cmd(
     from rag.compare.comparer import Comparer
     from rag.compare.prior import comparison_text
     from rag.core.config import load_config
+    from rag.core.errors import RagError
     from rag.draft.studies import ground_truth_text
     from rag.eval.compare import evaluate_comparison, lvef_fall_example, write_benchmark
     from rag.eval.retrieval import truth_by_study
@@ -122,8 +123,13 @@ def eval_compare_cmd(
 
     cfg = load_config(config)
     comparer = Comparer(config=cfg, checkpoint=checkpoint or held_out_of)
-    truth = truth_by_study(comparer.drafter.retriever, archive, resolve_key(cfg))
     held = _held_out_patients(comparer, held_out_of)
+    if not held:
+        raise RagError(
+            f"{held_out_of} records no held-out patient with stored studies: score a checkpoint trained with a "
+            "held-out split (`rag train --val-fraction 0.3`)"
+        )
+    truth = truth_by_study(comparer.drafter.retriever, archive, resolve_key(cfg))
     bench, cases = evaluate_comparison(comparer, truth, held, seed=seed, echo=typer.echo)
     typer.echo(bench.markdown())
     if out is not None:

@@ -99,6 +99,9 @@ class Comparer:
         self.drafter = drafter if drafter is not None else Drafter(config, checkpoint=checkpoint)
         self._pair_k = pair_k
         self._pairs: ChangePairIndex | None = None
+        self._pairs_of: object = None  # the retriever the change pairs were built from
+        self._features: dict[tuple[int, int, int], PairFeatures] = {}
+        self._features_of: object = None
         path = self.drafter.config.home / CHANGE_FILE
         self.model = model if model is not None else (ChangeModel.load(path) if path.is_file() else ChangeModel())
 
@@ -117,8 +120,9 @@ class Comparer:
     @property
     def pairs(self) -> ChangePairIndex:
         """Every patient's consecutive embedded studies, as section changes (built once, in memory)."""
-        if self._pairs is None:
-            retriever = self.drafter.retriever
+        retriever = self.drafter.retriever
+        if self._pairs is None or self._pairs_of is not retriever:  # reopened after a new study: rebuild
+            self._pairs_of = retriever
             catalog, studies = retriever.catalog, retriever.studies
             rows = []
             for sid in catalog.study_ids:
@@ -138,7 +142,18 @@ class Comparer:
         return self._pairs
 
     def features(self, prior_id: int, current_id: int) -> PairFeatures:
-        """Both studies' votes and embeddings, the change pairs per section and their votes."""
+        """Both studies' votes and embeddings, the change pairs per section and their votes (kept for the
+        last 512 pairs asked, per retriever and number of change pairs: fitting and scoring ask again)."""
+        if self._features_of is not self.drafter.retriever:  # reopened after a new study: read afresh
+            self._features, self._features_of = {}, self.drafter.retriever
+        key = (int(prior_id), int(current_id), self.pair_k)
+        if key not in self._features:
+            if len(self._features) >= 512:
+                self._features.pop(next(iter(self._features)))
+            self._features[key] = self._read_features(prior_id, current_id)
+        return self._features[key]
+
+    def _read_features(self, prior_id: int, current_id: int) -> PairFeatures:
         voter, retriever = self.drafter.voter, self.drafter.retriever
         prior, current = voter.predict(int(prior_id)), voter.predict(int(current_id))
         ep, ec = retriever.section_embeddings(int(prior_id)), retriever.section_embeddings(int(current_id))

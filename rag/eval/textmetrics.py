@@ -114,6 +114,13 @@ def _punkt() -> tuple[str, Any]:
         return "untrained Punkt + NLTK word tokenizer (punkt_tab not installed)", PunktSentenceTokenizer()
 
 
+@lru_cache(maxsize=1)
+def _words() -> Any:
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
 def tokenizer_name() -> str:
     """Which sentence splitter the tokens come from (the official one or the offline stand-in)."""
     return str(_punkt()[0])
@@ -121,9 +128,7 @@ def tokenizer_name() -> str:
 
 def tokenize(text: str) -> list[str]:
     """NLTK ``word_tokenize``: Punkt sentences, each split by NLTK's Treebank-style word tokenizer."""
-    from nltk.tokenize import NLTKWordTokenizer
-
-    words = NLTKWordTokenizer()
+    words = _words()
     return [token for sentence in _punkt()[1].tokenize(text) for token in words.tokenize(sentence)]
 
 

@@ -46,6 +46,7 @@ class ClipCache:
     path: Path
     skipped: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # time spent building (0: opened)
+    built: bool = False  # decoded now (False: an existing cache was opened)
 
 
 def _digest(clips: Sequence[tuple[int, Path]], pre: Preprocessing) -> str:
@@ -111,6 +112,7 @@ def build_clip_cache(
     kept = [c for c, _ in clips if c not in skipped]
     cache = ClipCache(np.load(path, mmap_mode="r"), {c: i for i, c in enumerate(kept)}, path, skipped)
     cache.seconds = time.perf_counter() - started
+    cache.built = True
     return cache
 
 

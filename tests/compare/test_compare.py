@@ -204,3 +204,20 @@ def test_a_served_model_writes_the_narrative_and_statements_against_the_calls_ar
     stated = {s.name for s in result.statements if s.name}
     assert stated >= {c.name for c in result.changed()}  # every change is stated, by the model or extractively
     assert result.statements[-1].kind == "summary"
+
+
+def test_the_commands_say_what_is_wrong_in_one_line(embedded_archive: EmbeddedArchive, tmp_path: Path) -> None:
+    from rag.cli import app
+
+    env = {"RAG_HOME": str(embedded_archive.config.home), "RAG_PSEUDONYM_KEY": KEY, "RAG_INGEST__SIZE": "64"}
+    ckpt = str(embedded_archive.checkpoint)
+    for args, message in (
+        (["compare", "1", "--generator", "gpt"], "unknown generator 'gpt'"),
+        (["compare", "1", "--prior", "999999"], "999999"),
+        (["eval", "compare", "--archive", str(embedded_archive.archive), "--held-out-of", ckpt], "no held-out"),
+        (["embed", "--checkpoint", ckpt, "--engine", "spark"], "unknown engine 'spark'"),
+        (["ingest", "--dicomweb", "http://127.0.0.1:9/dicom-web"], "--study UID"),
+        (["ingest"], "give files or folders"),
+    ):
+        r = CliRunner().invoke(app, args, env=env)
+        assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, (args, r.output)

@@ -114,6 +114,11 @@ def test_a_case_its_similar_cases_and_every_read_audited(
     assert bad.status_code == 422 and "unknown finding" in bad.json()["error"]
     missing = client.get("/cases/999999", headers=_h(secrets["reader"]))
     assert missing.status_code == 404 and missing.json() == {"error": "no such study in the case store"}
+    for bad, field in (({"k": 0}, "k"), ({"after": "yesterday"}, "after")):
+        r = client.get(f"/cases/{study}/similar", params=bad, headers=_h(secrets["reader"]))
+        assert r.status_code == 422 and r.json()["error"].startswith(f"{field}: "), r.text
+    short = client.get("/similar", params={"q": "a"}, headers=_h(secrets["reader"]))
+    assert short.status_code == 422 and short.json()["error"].startswith("q: ")
     stats = client.get(f"/cases/{study}/finding-stats", headers=_h(secrets["reader"])).json()["findings"]
     assert stats and all(0 <= v["with"] <= v["of"] for v in stats.values())
     by_text = client.get("/similar", params={"q": "mitral regurgitation"}, headers=_h(secrets["reader"])).json()
@@ -161,7 +166,8 @@ def test_bad_uploads_are_refused_with_a_reason_and_store_nothing(
     for files, status, reason in cases:
         r = client.post("/studies", files=files, headers=_h(secrets["writer"]))
         assert r.status_code == status and reason in r.json()["error"], r.text
-    assert client.post("/studies", headers=_h(secrets["writer"])).status_code == 422  # no file at all
+    empty = client.post("/studies", headers=_h(secrets["writer"]))  # no file at all
+    assert empty.status_code == 422 and empty.json() == {"error": "files: Field required"}
     assert client.post(
         "/studies", files=[("files", ("x.dcm", dicom, "application/dicom"))], headers=_h(secrets["reader"])
     ).status_code == 403  # fmt: skip

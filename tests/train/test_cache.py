@@ -47,8 +47,9 @@ def test_cache_serves_the_loader_batches_is_reused_and_names_unreadable_clips(
     cache = build_clip_cache(pairs, pre, tmp_path / "cache")
     assert set(cache.skipped) == {10**9} and "broken.npz" in cache.skipped[10**9]
     assert len(cache.row_of) == len(items) and cache.pixels.dtype == np.uint8
+    assert cache.built
     again = build_clip_cache(pairs, pre, tmp_path / "cache")
-    assert again.seconds == 0 and again.path == cache.path and again.skipped == cache.skipped  # opened, not rebuilt
+    assert not again.built and again.path == cache.path and again.skipped == cache.skipped  # opened, not rebuilt
     assert len(list((tmp_path / "cache").glob("clips-*.npy"))) == 1
 
     some = items[:5]

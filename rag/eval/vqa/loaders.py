@@ -14,7 +14,7 @@ from typing import Any
 from rag.core.errors import RagError
 from rag.eval.vqa.items import LoadReport, Skipped, VQAItem
 
-__all__ = ["SUITES", "VQAError", "json_rows", "load_suite", "text_field"]
+__all__ = ["SUITES", "VQAError", "answer_type", "collect", "json_rows", "load_suite", "text_field"]
 
 
 class VQAError(RagError):
@@ -42,16 +42,27 @@ def json_rows(path: Path) -> list[Any]:
     return data
 
 
-def _collect(
+def answer_type(row: dict[str, Any]) -> str:
+    """A row's ``answer_type`` as ``closed`` / ``open`` (ValueError for anything else)."""
+    kind = text_field(row, "answer_type").upper()
+    if kind not in ("CLOSED", "OPEN"):
+        raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+    return kind.lower()
+
+
+def collect(
     report: LoadReport, path: Path, rows: list[Any], build: Callable[[dict[str, Any], int], VQAItem | None]
 ) -> LoadReport:
-    """Build an item of every record; a row that is not a record or that ``build`` rejects (ValueError)
-    is named and left out; None means "not counted" (e.g. another language)."""
+    """Build an item of every record; a row that is not a record, lacks a field or that ``build`` rejects
+    (ValueError) is named and left out; None means "not counted" (e.g. another language)."""
     for i, row in enumerate(rows):
         try:
             if not isinstance(row, dict):
                 raise ValueError(f"a {type(row).__name__}, not a record")
             item = build(row, i)
+        except (KeyError, TypeError) as e:
+            report.skipped.append(Skipped(str(path), i, f"field {e} is missing or not an integer"))
+            continue
         except ValueError as e:
             report.skipped.append(Skipped(str(path), i, str(e)))
             continue
@@ -69,9 +80,7 @@ def load_vqa_rad(folder: Path, split: str) -> LoadReport:
     path = folder / name
 
     def build(row: dict[str, Any], i: int) -> VQAItem | None:
-        kind = text_field(row, "answer_type").upper()
-        if kind not in ("CLOSED", "OPEN"):
-            raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+        kind = answer_type(row)
         image = folder / "images" / text_field(row, "image_name")
         if not image.is_file():
             raise ValueError(f"image {image.name} not found in {image.parent}")
@@ -80,14 +89,14 @@ def load_vqa_rad(folder: Path, split: str) -> LoadReport:
             images=(image,),
             question=text_field(row, "question"),
             answer=text_field(row, "answer"),
-            answer_type=kind.lower(),
+            answer_type=kind,
             categories={
                 "organ": str(row.get("image_organ") or "").strip().upper() or "UNKNOWN",
                 "question_type": str(row.get("question_type") or "").strip().upper() or "UNKNOWN",
             },
         )
 
-    return _collect(LoadReport("vqa-rad", split, []), path, json_rows(path), build)
+    return collect(LoadReport("vqa-rad", split, []), path, json_rows(path), build)
 
 
 SUITES: dict[str, Callable[[Path, str], LoadReport]] = {"vqa-rad": load_vqa_rad}
@@ -121,9 +130,7 @@ def load_slake(folder: Path, split: str) -> LoadReport:
     def build(row: dict[str, Any], i: int) -> VQAItem | None:
         if str(row.get("q_lang", "en")).lower() != "en":
             return None
-        kind = text_field(row, "answer_type").upper()
-        if kind not in ("CLOSED", "OPEN"):
-            raise ValueError(f"field 'answer_type' is {kind!r}, not CLOSED or OPEN")
+        kind = answer_type(row)
         image = folder / "imgs" / text_field(row, "img_name")
         if not image.is_file():
             raise ValueError(f"image {image} not found")
@@ -132,7 +139,7 @@ def load_slake(folder: Path, split: str) -> LoadReport:
             images=(image,),
             question=text_field(row, "question"),
             answer=text_field(row, "answer"),
-            answer_type=kind.lower(),
+            answer_type=kind,
             categories={
                 "modality": str(row.get("modality") or "UNKNOWN"),
                 "content_type": str(row.get("content_type") or "UNKNOWN"),
@@ -140,7 +147,7 @@ def load_slake(folder: Path, split: str) -> LoadReport:
             patient=str(row["img_id"]) if row.get("img_id") is not None else None,
         )
 
-    return _collect(LoadReport("slake", split, []), path, json_rows(path), build)
+    return collect(LoadReport("slake", split, []), path, json_rows(path), build)
 
 
 _LETTERS = "ABCDE"
@@ -178,7 +185,7 @@ def load_medbookvqa(folder: Path, split: str) -> LoadReport:
             categories={k.lower(): str(label.get(k) or "UNKNOWN") for k in ("Modality", "Anatomy", "Department")},
         )
 
-    return _collect(LoadReport("medbookvqa", split, []), path, json_rows(path), build)
+    return collect(LoadReport("medbookvqa", split, []), path, json_rows(path), build)
 
 
 def load_gmai_mmbench(folder: Path, split: str) -> LoadReport:
@@ -355,7 +362,7 @@ def load_pathvqa(folder: Path, split: str) -> LoadReport:
             answer_type="closed" if answer.lower() in ("yes", "no") else "open",
         )
 
-    return _collect(LoadReport("pathvqa", split, []), path, rows, build)
+    return collect(LoadReport("pathvqa", split, []), path, rows, build)
 
 
 SUITES["pathvqa"] = load_pathvqa

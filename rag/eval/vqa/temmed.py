@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag.eval.vqa.items import LoadReport, Skipped, VQAItem
-from rag.eval.vqa.loaders import VQAError, json_rows, text_field
+from rag.eval.vqa.items import LoadReport, VQAItem
+from rag.eval.vqa.loaders import VQAError, collect, json_rows, text_field
 
 __all__ = ["REPORT_INSTRUCTION", "TEMMED_SUITES", "load_temmed", "load_temmed_pairs", "load_temmed_report"]
 
@@ -57,26 +57,13 @@ def _patient(record: dict[str, Any]) -> str | None:
     return str(record["patient_id"]) if record.get("patient_id") is not None else None
 
 
-def _each(path: Path, rows: list[Any], report: LoadReport, build: Callable[[int, Any], VQAItem]) -> LoadReport:
-    for n, row in enumerate(rows):
-        try:
-            report.items.append(build(n, row))
-        except (KeyError, TypeError) as e:
-            report.skipped.append(Skipped(str(path), n, f"field {e} is missing or not an integer"))
-        except ValueError as e:
-            report.skipped.append(Skipped(str(path), n, str(e)))
-    return report
-
-
 def load_temmed(folder: Path, split: str) -> LoadReport:
     """Change VQA: the 2,000 selected yes/no questions about a prior/current pair."""
     _test_only(split)
     records = json_rows(folder / RECORDS)
     selected = folder / "TestSet_SelectedVQA_2000.json"
 
-    def build(n: int, pick: Any) -> VQAItem:
-        if not isinstance(pick, dict):
-            raise ValueError(f"a {type(pick).__name__}, not a record")
+    def build(pick: dict[str, Any], n: int) -> VQAItem:
         i, j = int(pick["img_id"]), int(pick["question_id"])
         if not 0 <= i < len(records) or not isinstance(records[i], dict):
             raise ValueError(f"img_id {i} is not a record of {RECORDS}")
@@ -97,7 +84,7 @@ def load_temmed(folder: Path, split: str) -> LoadReport:
             image_labels=PAIR_LABELS,
         )
 
-    return _each(selected, json_rows(selected), LoadReport("temmed", split, []), build)
+    return collect(LoadReport("temmed", split, []), selected, json_rows(selected), build)
 
 
 def load_temmed_report(folder: Path, split: str) -> LoadReport:
@@ -105,7 +92,7 @@ def load_temmed_report(folder: Path, split: str) -> LoadReport:
     _test_only(split)
     path = folder / RECORDS
 
-    def build(i: int, record: Any) -> VQAItem:
+    def build(record: dict[str, Any], i: int) -> VQAItem:
         images = _pair_images(folder, record, "the row")
         return VQAItem(
             id=str(i),
@@ -118,7 +105,7 @@ def load_temmed_report(folder: Path, split: str) -> LoadReport:
             long_answer=True,
         )
 
-    return _each(path, json_rows(path), LoadReport("temmed-report", split, []), build)
+    return collect(LoadReport("temmed-report", split, []), path, json_rows(path), build)
 
 
 def load_temmed_pairs(folder: Path, split: str) -> LoadReport:
@@ -127,9 +114,7 @@ def load_temmed_pairs(folder: Path, split: str) -> LoadReport:
     records = json_rows(folder / RECORDS)
     path = folder / "TestSet_ImagePairSelection.json"
 
-    def build(n: int, row: Any) -> VQAItem:
-        if not isinstance(row, dict):
-            raise ValueError(f"a {type(row).__name__}, not a record")
+    def build(row: dict[str, Any], n: int) -> VQAItem:
         options = row["option"]
         if not isinstance(options, dict) or sorted(options) != ["A", "B", "C"]:
             raise ValueError("field 'option' is not {A, B, C: record index}")
@@ -155,7 +140,7 @@ def load_temmed_pairs(folder: Path, split: str) -> LoadReport:
             long_answer=True,
         )
 
-    return _each(path, json_rows(path), LoadReport("temmed-pairs", split, []), build)
+    return collect(LoadReport("temmed-pairs", split, []), path, json_rows(path), build)
 
 
 TEMMED_SUITES: dict[str, Callable[[Path, str], LoadReport]] = {
