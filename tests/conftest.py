@@ -112,24 +112,31 @@ class EmbeddedArchive:
 
 
 @pytest.fixture(scope="session")
-def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchive:
-    """3 simulated patients ingested at 64 px, embedded with an untrained tiny encoder (session-wide)."""
-    from rag.encoders import create, load_checkpoint, save_checkpoint
-    from rag.encoders.embed import embed_store, embeddings_dir
-    from rag.index.library import LIBRARY_DIR, CaseLibrary
-    from rag.ingest.pipeline import ingest
+def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 simulated patients at 64 px (session-wide): the folder that holds ``patients/``."""
     from rag.simulate.archive import SimulationOptions, simulate_archive
-    from rag.store import open_store
 
-    root = tmp_path_factory.mktemp("retrieve")
+    root = tmp_path_factory.mktemp("archive") / "archive"
     simulate_archive(
-        root / "archive",
+        root,
         patients=3,
         seed=11,
         options=SimulationOptions(height=64, width=80, doppler_probability=0.7, mp4_probability=0.0),
     )
-    cfg = load_config(home=root / "ws", pseudonym_key=KEY, ingest={"frames": 16, "size": 64})
-    report = ingest([root / "archive" / "patients"], cfg)
+    return root
+
+
+def embed_archive(archive: Path, home: Path, database_url: str | None = None) -> EmbeddedArchive:
+    """Ingest ``archive`` into a workspace at ``home`` (its SQLite file, or the store at ``database_url``),
+    embed it with an untrained ``echo-video-tiny`` and build the case library."""
+    from rag.encoders import create, load_checkpoint, save_checkpoint
+    from rag.encoders.embed import embed_store, embeddings_dir
+    from rag.index.library import LIBRARY_DIR, CaseLibrary
+    from rag.ingest.pipeline import ingest
+    from rag.store import open_store
+
+    cfg = load_config(home=home, database_url=database_url, pseudonym_key=KEY, ingest={"frames": 16, "size": 64})
+    report = ingest([archive / "patients"], cfg)
     assert report.counts["skipped"] == 0
     ckpt = cfg.home / "checkpoints" / "last.pt"
     ckpt.parent.mkdir(parents=True)
@@ -145,7 +152,13 @@ def embedded_archive(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchiv
         CaseLibrary.build(store, folder, cfg.indexes_dir / LIBRARY_DIR)
     finally:
         store.close()
-    return EmbeddedArchive(root / "archive", cfg, folder, ckpt)
+    return EmbeddedArchive(archive, cfg, folder, ckpt)
+
+
+@pytest.fixture(scope="session")
+def embedded_archive(small_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> EmbeddedArchive:
+    """The small archive ingested at 64 px, embedded with an untrained tiny encoder (session-wide)."""
+    return embed_archive(small_archive, tmp_path_factory.mktemp("retrieve") / "ws")
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def create_cmd(
 @keys_app.command("revoke")
 @friendly
 def revoke_cmd(name: Annotated[str, typer.Argument(help="The key's name.")], config: ConfigOpt = None) -> None:
-    """Revoke a key: the service refuses it from its next request on."""
+    """Revoke a key: every worker of the service refuses it within its key cache time (2 s)."""
     from rag.store.access import revoke_key
 
     store = _store(config)

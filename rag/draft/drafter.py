@@ -149,21 +149,34 @@ class Drafter:
     def retriever(self) -> CaseRetriever:
         """The retriever over the case library (opened, never rebuilt: ``rag index library`` builds it)."""
         if self._retriever is None:
-            from rag.index.library import CaseLibrary
-            from rag.retrieve import CaseRetriever
-
-            if not (self.library_dir / "manifest.json").is_file():
-                hint = (
-                    f"run `rag embed --checkpoint {self.checkpoint}`, then `rag index library`"
-                    if not (self.embeddings / "manifest.json").is_file()
-                    else "run `rag index library`"
-                )
-                raise DraftingError(f"no case library at '{self.library_dir}': {hint}")
-            library = CaseLibrary.open(
-                self.library_dir, encoder=self._encoder_name, checkpoint_sha256=self.sha256, store=self.store
-            )
-            self._retriever = CaseRetriever(self.store, weights=self._weights(), library=library).warm_up()
+            self._retriever = self._open_retriever()
         return self._retriever
+
+    def _open_retriever(self) -> CaseRetriever:
+        from rag.index.library import CaseLibrary
+        from rag.retrieve import CaseRetriever
+
+        if not (self.library_dir / "manifest.json").is_file():
+            hint = (
+                f"run `rag embed --checkpoint {self.checkpoint}`, then `rag index library`"
+                if not (self.embeddings / "manifest.json").is_file()
+                else "run `rag index library`"
+            )
+            raise DraftingError(f"no case library at '{self.library_dir}': {hint}")
+        library = CaseLibrary.open(
+            self.library_dir, encoder=self._encoder_name, checkpoint_sha256=self.sha256, store=self.store
+        )
+        return CaseRetriever(self.store, weights=self._weights(), library=library).warm_up()
+
+    def reopen(self) -> None:
+        """Open the case library afresh, after another process added studies to it; the retriever open
+        now stays in use until the new one is ready, and stays if the new one cannot be opened.
+
+        Raises:
+            RagError: the library cannot be opened now (e.g. the store holds studies it does not yet).
+        """
+        retriever = self._open_retriever()
+        self._retriever, self._voter = retriever, None
 
     @property
     def voter(self) -> NeighbourVoter:

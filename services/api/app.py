@@ -54,9 +54,12 @@ class Workspace:
         self.config = config
         self.store = open_store(config.db_url)
         self._lock = threading.Lock()
-        self.ingesting = threading.Lock()
+        self._ingesting = threading.Lock()
+        self._reopening = threading.Lock()
         self._drafter: Any = None
         self._comparer: Any = None
+        self._library_seen: tuple[int, int, int] | None = None  # the manifest the open library was read from
+        self._retry_at = 0.0
         self.previews = Previews(config.media_dir, config.home / "cache" / "previews")
 
     @property
@@ -65,9 +68,60 @@ class Workspace:
             if self._drafter is None:
                 from rag.draft.drafter import Drafter
 
-                self._drafter = Drafter(self.config)
-                self._drafter.retriever  # noqa: B018  (open the library now, not on the first query)
-            return self._drafter
+                drafter = Drafter(self.config)
+                self._library_seen = self._library_stamp()
+                drafter.retriever  # noqa: B018  (open the library now, not on the first query)
+                self._drafter = drafter
+                return drafter
+            drafter = self._drafter
+        self._follow_library(drafter)
+        return drafter
+
+    def _library_stamp(self) -> tuple[int, int, int] | None:
+        """Which manifest the case library folder holds now (None while it is being updated)."""
+        from rag.index.library import LIBRARY_DIR
+
+        try:
+            st = (self.config.indexes_dir / LIBRARY_DIR / "manifest.json").stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _follow_library(self, drafter: Any) -> None:
+        """Reopen the case library when another worker process added a study to it (an upload there), so
+        every worker serves it from the first request after the upload's answer. Requests wait for the
+        reopening; while the library is being rewritten the one open is served."""
+        stamp = self._library_stamp()
+        if stamp is None or stamp == self._library_seen:
+            return
+        with self._reopening:
+            if stamp == self._library_seen or time.monotonic() < self._retry_at:
+                return
+            try:
+                drafter.reopen()
+            except RagError as e:  # e.g. another upload has stored rows the library does not hold yet
+                log.warning("the case library changed but does not open yet (%s); retrying in 1 s", e)
+                self._retry_at = time.monotonic() + 1.0
+                return
+            self._library_seen = stamp
+            log.info("case library reopened after a change by another process")
+
+    def ingest(self, folder: Path) -> int:
+        """Ingest, embed and add a study folder to the case library; its study ID. One ingestion at a time
+        across the threads and the worker processes of the service (a lock file beside the library)."""
+        import fcntl
+
+        self.config.indexes_dir.mkdir(parents=True, exist_ok=True)
+        with self._ingesting, (self.config.indexes_dir / ".library.lock").open("a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                drafter = self.drafter
+                study_id = int(drafter.resolve(folder))
+                with self._reopening:
+                    self._library_seen = self._library_stamp()  # this process has reopened it already
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return study_id
 
     @property
     def comparer(self) -> Any:
@@ -345,8 +399,7 @@ def create_app(
             read.append((f.filename or "", data))
         folder = save_upload(read, ws.config.home / "uploads", max_bytes=max_upload_bytes)
         try:
-            with ws.ingesting:  # one ingestion at a time: each updates the case library
-                study_id = ws.drafter.resolve(folder)
+            study_id = ws.ingest(folder)
         except RagError as e:
             audit(ws.store, who.name, "upload refused", [], status=422)
             raise ApiError(422, f"nothing stored: {str(e).splitlines()[0][:300]}") from e
@@ -384,8 +437,7 @@ def create_app(
         folder = ws.config.home / "uploads" / f"dicomweb-{uuid.uuid4().hex}"
         try:
             fetch_study(pacs_root(), study_uid, folder)
-            with ws.ingesting:
-                study_id = ws.drafter.resolve(folder)
+            study_id = ws.ingest(folder)
         except DicomWebError as e:
             raise ApiError(502, str(e)) from e
         except RagError as e:

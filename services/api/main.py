@@ -2,8 +2,9 @@
 
     rag-api [--host 127.0.0.1] [--port 8080] [--workers N] [--config rag.yaml]
 
-Several workers run the same app against one store (PostgreSQL by ``RAG_DB_URL`` when more than one
-process writes); each worker opens the case library once. It binds to 127.0.0.1 unless told otherwise.
+Several workers run the same app against one store (PostgreSQL by ``RAG_DATABASE_URL`` when more
+than one process writes); each worker opens the case library, and again after another worker added an
+uploaded study to it. It binds to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations

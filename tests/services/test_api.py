@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -188,14 +189,20 @@ def test_an_uploaded_study_is_stored_under_safe_names_and_searchable(
     files = [
         ("files", (f"../../../{p.name}", p.read_bytes(), "application/dicom")) for p in sorted(study_dir.glob("*.dcm"))
     ]
-    r = client.post("/studies", files=files, headers=_h(secrets["uploader"]))
-    assert r.status_code == 201, r.text
-    study = r.json()["study_id"]
-    assert study in _studies(client, secrets["reader"])
-    assert not list(workspace.home.parent.glob("*.dcm")) and not list(workspace.home.glob("*.dcm"))
-    similar = client.get(f"/cases/{study}/similar", headers=_h(secrets["uploader"])).json()
-    assert similar["cases"]
-    assert ("uploader", study, "upload") in _audit_rows(workspace)
+    with TestClient(create_app(workspace, key_ttl=0.0)) as other:  # another worker, its library open
+        assert other.get("/ready").status_code == 200
+        r = client.post("/studies", files=files, headers=_h(secrets["uploader"]))
+        assert r.status_code == 201, r.text
+        study = r.json()["study_id"]
+        assert study in _studies(client, secrets["reader"])
+        assert not list(workspace.home.parent.glob("*.dcm")) and not list(workspace.home.glob("*.dcm"))
+        similar = client.get(f"/cases/{study}/similar", headers=_h(secrets["uploader"])).json()
+        assert similar["cases"]
+        assert ("uploader", study, "upload") in _audit_rows(workspace)
+        # the other worker reopens the library it finds changed, and serves the new study at once
+        case = other.get(f"/cases/{study}", headers=_h(secrets["reader"]))
+        assert case.status_code == 200, case.text
+        assert other.get(f"/cases/{study}/similar", headers=_h(secrets["reader"])).json()["cases"]
 
 
 def test_a_key_past_its_rate_is_told_to_wait(workspace: RagConfig, secrets: dict[str, str]) -> None:
@@ -207,4 +214,4 @@ def test_a_key_past_its_rate_is_told_to_wait(workspace: RagConfig, secrets: dict
         r = c.get("/similar", params={"q": "effusion"}, headers=_h(secrets["reader"]))
         assert r.status_code == 429 and float(r.headers["Retry-After"]) > 0
         metrics = c.get("/metrics").text
-        assert 'rag_api_requests_total{method="GET",route="/similar",status="429"}' in metrics
+        assert f'rag_api_requests_total{{method="GET",route="/similar",status="429",pid="{os.getpid()}"}}' in metrics
