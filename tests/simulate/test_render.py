@@ -4,6 +4,7 @@ sector, and the findings of the ground truth can be measured back from the pixel
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -248,3 +249,34 @@ def test_contact_sheet_writes_a_png(tmp_path: Path) -> None:
     out = contact_sheet(clips, tmp_path / "sheet.png")
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] > 200 and img.shape[1] >= 3 * 128
+
+
+def test_aortic_stenosis_narrows_the_opening_and_aliases_beyond_the_valve_in_systole() -> None:
+    from rag.simulate.anatomy.heart import AS_OPENING, aortic_cusps
+
+    openings = [aortic_cusps(replace(HEART, aortic_stenosis=g, av_thickened=g > 0), 1.0) for g in range(4)]
+    assert [o for o, _ in openings] == list(AS_OPENING)
+    assert all(a[0] > b[0] and a[1] < b[1] for a, b in itertools.pairwise(openings)), openings
+    systolic, diastolic = {}, {}
+    for grade in (0, 2, 3):
+        clip = render_clip(
+            replace(HEART, aortic_stenosis=grade, av_thickened=grade > 0),
+            "Doppler_Parasternal_Long",
+            rng=np.random.default_rng(5),
+            n_frames=30,
+            fps=22.0,
+        )
+        systolic[grade] = _colour_pixels(clip, systole=True)
+        diastolic[grade] = _colour_pixels(clip, systole=False)
+    assert systolic[2] > systolic[0] + 1500 and systolic[3] > systolic[0] + 1500, systolic
+    assert max(diastolic.values()) == min(diastolic.values()), "the stenotic jet is systolic"
+
+
+def test_aortic_regurgitation_jet_widens_with_its_grade_in_diastole() -> None:
+    diastolic = []
+    for grade in range(4):
+        clip = render_clip(
+            replace(HEART, ar=grade), "Doppler_Parasternal_Long", rng=np.random.default_rng(5), n_frames=30, fps=22.0
+        )
+        diastolic.append(_colour_pixels(clip, systole=False))
+    assert diastolic == sorted(diastolic) and diastolic[3] > diastolic[0] + 1000, diastolic

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from rag.simulate.anatomy.geometry import FloatArray, ellipse, leaflet, oval, plume, points, spline, unit
-from rag.simulate.anatomy.heart import EFFUSION_CM, PERICARDIUM_CM, grade_scale, jitter, long_axis_lv
+from rag.simulate.anatomy.heart import (
+    EFFUSION_CM,
+    PERICARDIUM_CM,
+    aortic_cusps,
+    grade_scale,
+    jitter,
+    long_axis_lv,
+)
 from rag.simulate.anatomy.scene import (
     ATRIAL_WALL,
     BLOOD,
@@ -318,8 +325,7 @@ class FourChamber:
         t = self.truth
         axis = -into_lv
         centre = 0.5 * (h_a + h_b) + 0.85 * axis
-        opening = state.aortic_open * (1.0 - 0.27 * t.aortic_stenosis)
-        width = 0.14 + (0.1 if t.av_thickened else 0.0) + 0.05 * t.aortic_stenosis
+        opening, width = aortic_cusps(t, state.aortic_open)
         level = THICK_VALVE if t.av_thickened else VALVE
         for hinge in (h_a, h_b):
             inward = unit(centre - hinge)

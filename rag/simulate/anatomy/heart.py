@@ -15,6 +15,22 @@ from rag.simulate.truth import StudyTruth
 EFFUSION_CM = (0.0, 0.3, 0.7, 1.2)  # echo-free pericardial space by EFFUSION_GRADES
 PERICARDIUM_CM = 0.22
 
+# Aortic valve disease drawn as the ASE grades it. Stenosis: the systolic opening as a fraction of a
+# normal valve's (valve area > 1.5, 1.0-1.5, < 1.0 cm2 against 3-4 cm2 normal), cusps thickening by
+# grade, and an aliasing (mosaic) jet beyond the valve in systole. Regurgitation: the diastolic jet's
+# width as a fraction of the LVOT (< 25 %, 25-64 %, >= 65 %) and how deep it reaches into the LV.
+AS_OPENING = (1.0, 0.6, 0.4, 0.22)
+AS_JET = ((0.0, 0.0), (2.4, 0.45), (3.4, 0.65), (4.4, 0.85))  # systolic mosaic: (cm, fraction of the root)
+AR_JET_WIDTH = (0.0, 0.18, 0.45, 0.78)  # fraction of the LVOT diameter
+AR_JET_CM = (0.0, 1.8, 3.2, 4.6)  # depth into the LV outflow
+
+
+def aortic_cusps(truth: StudyTruth, aortic_open: float) -> tuple[float, float]:
+    """(opening fraction, stroke width in cm) of the aortic cusps at this instant."""
+    opening = aortic_open * AS_OPENING[min(max(truth.aortic_stenosis, 0), 3)]
+    width = 0.14 + (0.1 if truth.av_thickened else 0.0) + 0.08 * truth.aortic_stenosis
+    return opening, width
+
 
 _SEVERITY: dict[str, float] = {
     "hypokinesis": 0.35,

@@ -18,7 +18,16 @@ from rag.simulate.anatomy.geometry import (
     smooth_open,
     spline,
 )
-from rag.simulate.anatomy.heart import EFFUSION_CM, PERICARDIUM_CM, jitter, long_axis_lv
+from rag.simulate.anatomy.heart import (
+    AR_JET_CM,
+    AR_JET_WIDTH,
+    AS_JET,
+    EFFUSION_CM,
+    PERICARDIUM_CM,
+    aortic_cusps,
+    jitter,
+    long_axis_lv,
+)
 from rag.simulate.anatomy.scene import (
     ATRIAL_WALL,
     BLOOD,
@@ -98,6 +107,7 @@ class LongAxis:
             points(
                 (ll - 3.2, -0.5 * a - 0.6),
                 (ll + 3.0, -0.5 * a - 1.0),
+                (ll + 5.2, -0.5 * a + 0.5 * self.ao_w),  # the aortic root, where a stenotic jet aliases
                 (ll + 3.0, 0.5 * a + self.la_d * 0.8),
                 (ll - 3.2, 0.5 * a + 0.6),
             )
@@ -207,8 +217,7 @@ class LongAxis:
         sc.stroke(leaflet(amc, coapt, into_lv + np.array([0.0, -0.55]), 0.55 * self.width, mo), 0.2, VALVE)
         sc.stroke(leaflet(h_post, coapt, into_lv + np.array([0.0, 0.6]), 0.32 * self.width, mo), 0.2, VALVE)
         # aortic valve: right coronary (anterior) and non-coronary (posterior) cusps
-        opening = state.aortic_open * (1.0 - 0.27 * t.aortic_stenosis)
-        width = 0.14 + (0.1 if t.av_thickened else 0.0) + 0.05 * t.aortic_stenosis
+        opening, width = aortic_cusps(t, state.aortic_open)
         level = THICK_VALVE if t.av_thickened else VALVE
         centre = 0.5 * (upper[3] + lower[3])
         for wall_pts, sgn in ((upper, -1.0), (lower, 1.0)):
@@ -245,9 +254,8 @@ class LongAxis:
             )
             sc.flows.append(Flow(lvot, (float(d[0]), float(d[1])), 0.85 * state.ejection))
             if t.aortic_stenosis >= 1:
-                jet = plume(
-                    0.5 * (upper[3] + lower[3]), d, 1.5 + 1.2 * t.aortic_stenosis, 0.5 + 0.3 * t.aortic_stenosis
-                )
+                ln, wd = AS_JET[min(t.aortic_stenosis, 3)]
+                jet = plume(0.5 * (upper[3] + lower[3]), d, ln * (0.6 + 0.4 * state.ejection), wd * self.ao_w)
                 sc.flows.append(Flow(jet, (float(d[0]), float(d[1])), 3.0, True))
         if state.systole > 0.05 and t.mr > 0:
             target = la.mean(axis=0) + 0.4 * d
@@ -257,6 +265,6 @@ class LongAxis:
             sc.flows.append(Flow(plume(o, target - o, ln, wd), (float(d[0]), float(-d[1])), 4.0, True))
         if state.diastole > 0.05 and t.ar > 0:
             o = 0.5 * (upper[3] + lower[3])
-            ln = (0.0, 1.6, 3.0, 4.4)[t.ar] * (0.6 + 0.4 * state.diastole)
-            wd = (0.0, 0.55, 1.0, 1.5)[t.ar]
+            ln = AR_JET_CM[min(t.ar, 3)] * (0.6 + 0.4 * state.diastole)
+            wd = AR_JET_WIDTH[min(t.ar, 3)] * self.ao_w
             sc.flows.append(Flow(plume(o, np.array([-1.0, 0.12]), ln, wd), (-1.0, 0.1), 4.0, True))

@@ -9,7 +9,16 @@ import math
 import numpy as np
 
 from rag.simulate.anatomy.geometry import FloatArray, ellipse, leaflet, oval, plume, points, smooth_closed, spline, unit
-from rag.simulate.anatomy.heart import EFFUSION_CM, PERICARDIUM_CM, Ventricle, jitter, wall_motion_weight
+from rag.simulate.anatomy.heart import (
+    AR_JET_WIDTH,
+    AS_OPENING,
+    EFFUSION_CM,
+    PERICARDIUM_CM,
+    Ventricle,
+    aortic_cusps,
+    jitter,
+    wall_motion_weight,
+)
 from rag.simulate.anatomy.scene import (
     ATRIAL_WALL,
     BLOOD,
@@ -193,8 +202,8 @@ class ShortAxisBase:
             tip = (1 - po) * pv + po * (hinge + pa_dir * 1.0)
             sc.stroke(np.vstack([hinge, tip]), 0.14, VALVE)
         # aortic valve: three cusps; closed = "Mercedes" Y, open = triangular orifice
-        opening = state.aortic_open * 0.78 * (1.0 - 0.25 * t.aortic_stenosis)
-        thick = 0.14 + (0.12 if t.av_thickened else 0.0) + 0.05 * t.aortic_stenosis
+        opening, thick = aortic_cusps(t, state.aortic_open)
+        opening *= 0.78
         level = THICK_VALVE if t.av_thickened else VALVE
         comm = [math.radians(a) for a in (-50.0, -160.0, 90.0)]
         for i in range(3):
@@ -236,6 +245,9 @@ class ShortAxisBase:
             ln = (0.0, 0.45, 0.72, 0.95)[t.tr] * self.ra_s * (0.55 + 0.45 * state.systole)
             wd = (0.0, 0.38, 0.62, 0.88)[t.tr] * self.ra_s * (0.6 + 0.4 * state.systole)
             sc.flows.append(Flow(plume(tv_c, ra_c - tv_c, ln, wd), (-0.3, 1.0), 3.5, True))
+        if state.ejection > 0.05 and t.aortic_stenosis > 0:  # aliasing through the narrowed orifice
+            rad = AS_OPENING[min(t.aortic_stenosis, 3)] * 0.6 * r + 0.25 * r
+            sc.flows.append(Flow(ellipse(0.0, 0.0, rad, rad, 0.0, 16), (0.0, -1.0), 3.0 * state.ejection, True))
         if state.diastole > 0.05 and t.ar > 0:
-            rad = (0.0, 0.28, 0.5, 0.8)[t.ar] * r * (0.7 + 0.3 * state.diastole)
+            rad = AR_JET_WIDTH[min(t.ar, 3)] * r * (0.7 + 0.3 * state.diastole)
             sc.flows.append(Flow(ellipse(0.0, 0.0, rad, rad, 0.0, 16), (0.0, 1.0), 4.0, True))
