@@ -38,10 +38,12 @@ def secret_of(authorization: str | None, x_api_key: str | None) -> str | None:
 @dataclass
 class KeyCache:
     """Verified keys for a few seconds, so a burst of requests reads the key table once; a revoked key is
-    refused within ``ttl`` seconds."""
+    refused within ``ttl`` seconds. At most ``max_entries`` answers are kept (expired ones go first, then
+    the oldest), so a stream of made-up keys cannot grow it without bound."""
 
     store: Store
     ttl: float = 2.0
+    max_entries: int = 1024
     _seen: dict[str, tuple[float, KeyInfo | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,7 +56,10 @@ class KeyCache:
         if hit is None or now - hit[0] > self.ttl:
             info = verify_key(self.store, secret)
             with self._lock:
+                self._seen.pop(secret, None)
                 self._seen[secret] = (now, info)
+                if len(self._seen) > self.max_entries:
+                    self._evict(now)
         else:
             info = hit[1]
         if info is None:
@@ -62,6 +67,16 @@ class KeyCache:
         if scope not in info.scopes:
             raise ApiError(403, f"the key {info.name!r} lacks the {scope!r} scope this request needs")
         return info
+
+    def _evict(self, now: float) -> None:
+        """Drop expired answers, then the oldest, until the cache is within ``max_entries`` (lock held)."""
+        for secret in [k for k, (at, _) in self._seen.items() if now - at > self.ttl]:
+            del self._seen[secret]
+        while len(self._seen) > self.max_entries:
+            del self._seen[next(iter(self._seen))]
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 @dataclass
