@@ -71,8 +71,9 @@ def similar_studies(
             best = scores.setdefault(hit.study_id, {})
             best[section] = max(best.get(section, -1.0), float(hit.similarity))
     catalog = retriever.catalog
-    out = []
-    for sid, sections in scores.items():
+    ranked = sorted(((sum(sec.values()) / searched, sid) for sid, sec in scores.items()), key=lambda x: (-x[0], x[1]))
+    out: list[SimilarCase] = []
+    for similarity, sid in ranked:  # best first: the filters and the views are read only until k are found
         date = catalog.study(sid).study_date
         if after is not None and (date is None or date < after):
             continue
@@ -81,13 +82,10 @@ def similar_studies(
             labels = voter.report_labels(sid)
             if any(labels.get(f, 0.0) < 1 for f in findings):
                 continue
-        out.append(
-            SimilarCase(
-                sid, sum(sections.values()) / searched, sections, date, tuple(sorted(retriever.study_views(sid)))
-            )
-        )
-    out.sort(key=lambda c: (-c.similarity, c.study_id))
-    return out[:k]
+        out.append(SimilarCase(sid, similarity, scores[sid], date, tuple(sorted(retriever.study_views(sid)))))
+        if len(out) == k:
+            break
+    return out
 
 
 def finding_counts(voter: NeighbourVoter, study_id: int) -> dict[str, dict[str, int]]:
