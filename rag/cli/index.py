@@ -22,6 +22,7 @@ from rag.core.lookup import look_up_option
 
 if TYPE_CHECKING:
     from rag.core.config import RagConfig
+    from rag.index.catalog import Catalog
     from rag.index.manifest import IndexManifest
 
 index_app = typer.Typer(help="Build, describe and verify vector indexes.", no_args_is_help=True)
@@ -104,11 +105,22 @@ def build(
     started = time.perf_counter()
     index: VectorIndex
     build_params: dict[str, Any] | None = None
+    views_note = ""
     if backend == "faiss":
         index = build_index(emb.vectors, emb.ids, kind=kind, device=device, progress=sys.stderr.isatty(), **params)
     else:
+        import numpy as np
+
+        from rag.index.attributes import attributes_for
         from rag.index.milvus_index import MilvusIndex, collection_name
 
+        attributes = attributes_for(
+            source,
+            emb.ids,
+            catalog=_known_catalog(cfg) if source == "clips" else None,
+            view_probs=emb.extra.get("view_probs"),
+            view_classes=emb_manifest.get("view_classes") or None,
+        )
         chosen = choose_kind(len(emb.ids)) if kind == "auto" else kind
         local_default = uri is None
         target = str(folder / "milvus.db") if uri is None else uri
@@ -119,7 +131,8 @@ def build(
             milvus = MilvusIndex(
                 target, coll, int(emb.vectors.shape[1]), chosen, token=os.environ.get(TOKEN_ENV), **params
             )
-        milvus.add(emb.ids, emb.vectors)
+        milvus.add(emb.ids, emb.vectors, attributes=attributes)
+        views_note = f" views known={int(np.count_nonzero(attributes['view'] != ''))}"
         build_params = milvus.params
         if local_default:
             build_params["uri"] = "milvus.db"  # relative to the index folder, so the workspace can move
@@ -136,7 +149,7 @@ def build(
     )
     typer.echo(
         f"index {name}: backend={backend} kind={index.kind} n={len(index)} dim={index.dim} "
-        f"encoder={manifest.encoder} seconds={seconds:.1f}"
+        f"encoder={manifest.encoder}{views_note} seconds={seconds:.1f}"
     )
     typer.echo(f"folder: {folder}")
 
@@ -176,16 +189,22 @@ def migrate_cmd(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Copy an index to the other back-end (FAISS <-> Milvus), same IDs, kind and manifest, and check it."""
+    """Copy an index to the other back-end (FAISS <-> Milvus), same IDs, kind and manifest, and check it.
+
+    A Milvus copy gets each row's view and modality: clips' views from the store (or the case library's
+    catalog), else from the view probabilities in the embeddings folder."""
     _quiet_openmp()
     from rag.index.migrate import migrate_index
+    from rag.index.store import read_manifest
 
     cfg = _config(config)
     source = cfg.indexes_dir / name
     target = cfg.indexes_dir / (new_name or f"{name}-{to}")
-    done = migrate_index(source, target, to, uri=uri)
+    catalog = _known_catalog(cfg) if to == "milvus" and read_manifest(source).source == "clips" else None
+    done = migrate_index(source, target, to, uri=uri, catalog=catalog)
+    views = f" views known={done.with_view}" if to == "milvus" else ""
     typer.echo(
-        f"index {done.source.name} -> {done.target.name}: backend={done.backend} n={done.count}; "
+        f"index {done.source.name} -> {done.target.name}: backend={done.backend} n={done.count}{views}; "
         f"top-10 overlap with the source on {min(32, done.count)} stored vectors: {done.overlap:.3f}"
     )
 
@@ -353,6 +372,26 @@ def library_cmd(
         f"built {folder}: {library.manifest.counts} ({library.manifest.encoder}@"
         f"{library.manifest.checkpoint_sha256[:12]}) in {time.perf_counter() - started:.1f}s"
     )
+
+
+def _known_catalog(cfg: RagConfig) -> Catalog | None:
+    """The catalog of the case store, for the views clips declared: read from the store when it exists, else
+    from the case library's copy; None without either (views then come from the view probabilities)."""
+    from sqlalchemy.engine import make_url
+
+    from rag.index.catalog import Catalog
+    from rag.index.library import LIBRARY_DIR
+    from rag.store import open_store
+
+    url = make_url(cfg.db_url)
+    if not url.get_backend_name().startswith("sqlite") or (url.database and Path(url.database).is_file()):
+        store = open_store(cfg.db_url)
+        try:
+            return Catalog.load(store)
+        finally:
+            store.close()
+    saved = cfg.indexes_dir / LIBRARY_DIR / "catalog"
+    return Catalog.open(saved) if (saved / "catalog.json").is_file() else None
 
 
 def _workspace_embeddings(cfg: RagConfig) -> Path:

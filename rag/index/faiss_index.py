@@ -70,7 +70,7 @@ from rag.index.faiss_params import (
     import_faiss,
     sees_gpu,
 )
-from rag.index.faiss_select import match_filter, search_selector
+from rag.index.faiss_select import check_filter, match_filter, search_selector
 from rag.index.protocol import SearchFilter
 
 __all__ = [
@@ -341,8 +341,7 @@ class FaissIndex:
         """
         k = check_k(k)
         q = check_vectors(queries, self._dim, name="queries")
-        if filter is not None and not isinstance(filter, SearchFilter):
-            raise IndexInputError(f"filter must be a SearchFilter, got {type(filter).__name__}")
+        filter = check_filter(filter)
         if q.shape[0] == 0 or len(self) == 0:
             return empty_results(q.shape[0], k)
         live = self._live_ids()

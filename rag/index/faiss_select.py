@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.core.errors import IndexInputError
 from rag.index._arrays import members
 from rag.index.faiss_nodes import HnswNodes
 from rag.index.faiss_params import import_faiss
@@ -42,8 +43,29 @@ class FilterMatch:
         return np.setdiff1d(live, self.excl, assume_unique=True)
 
 
+def check_filter(filter: object) -> SearchFilter | None:
+    """``filter`` itself when a FAISS index can apply it.
+
+    Raises:
+        IndexInputError: not a :class:`SearchFilter`, or one naming views or modalities, which a FAISS
+            index does not store.
+    """
+    if filter is None:
+        return None
+    if not isinstance(filter, SearchFilter):
+        raise IndexInputError(f"filter must be a SearchFilter, got {type(filter).__name__}")
+    if filter.has_attributes:
+        raise IndexInputError(
+            f"A FAISS index stores no view or modality, so it cannot apply views={filter.views} / "
+            f"modalities={filter.modalities}; turn them into allowed IDs first: "
+            "filter.resolved(ids, rag.index.attributes.attributes_for(source, ids, catalog=catalog)), "
+            "or search a Milvus index built with attributes"
+        )
+    return filter
+
+
 def match_filter(live: np.ndarray, filter: SearchFilter | None) -> FilterMatch:
-    """Resolve ``filter`` against the sorted ``live`` IDs."""
+    """Resolve ``filter`` (checked by :func:`check_filter`) against the sorted ``live`` IDs."""
     allowed = None if filter is None else filter.allowed_ids
     excluded = np.zeros(0, np.int64) if filter is None or filter.excluded_ids is None else filter.excluded_ids
     match: np.ndarray | None = None

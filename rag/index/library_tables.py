@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,16 @@ from rag.index.catalog import Catalog
 from rag.vocab.findings import PHENOTYPES
 from rag.vocab.grades import statement_grade
 from rag.vocab.sections import ECHO_SECTIONS
-from rag.vocab.views import view_bits
+from rag.vocab.views import COARSE_VIEWS
 
 __all__ = [
     "FINDINGS",
     "ClipTable",
     "aligned_section_vectors",
     "clip_table",
+    "clip_view_codes",
     "load_npy",
+    "predicted_view_codes",
     "rebuild_command",
     "save_npy",
     "section_grades",
@@ -121,6 +124,30 @@ def section_grades(texts: dict[int, str], section_ids: np.ndarray, section_codes
     return out
 
 
+def predicted_view_codes(view_probs: np.ndarray, view_classes: Sequence[str]) -> np.ndarray:
+    """(c,) int16: the index into ``COARSE_VIEWS`` of the view head's most probable class of each row of
+    ``view_probs`` (c, V), whose columns are ``view_classes``; -1 for a class outside ``COARSE_VIEWS`` and
+    for rows without a prediction (all zero)."""
+    probs = np.asarray(view_probs, dtype=np.float32)
+    if probs.ndim != 2 or not probs.shape[0] or not probs.shape[1]:
+        return np.full(probs.shape[0] if probs.ndim else 0, -1, dtype=np.int16)
+    class_codes = np.array([COARSE_VIEWS.index(v) if v in COARSE_VIEWS else -1 for v in view_classes], np.int16)
+    codes = class_codes[np.argmax(probs, axis=1)]
+    return np.where(probs.max(axis=1) > 0, codes, -1).astype(np.int16)
+
+
+def clip_view_codes(catalog: Catalog | None, ids: np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
+    """(n,) int16: the index into ``COARSE_VIEWS`` of each clip's view: the one its source declared in
+    ``catalog``, else ``predicted`` (n,) (see :func:`predicted_view_codes`), else -1."""
+    ids = np.asarray(ids, np.int64)
+    codes = np.full(ids.size, -1, np.int16) if predicted is None else np.asarray(predicted, np.int16).copy()
+    if catalog is not None and ids.size:
+        rows, known = lookup(catalog.clip_ids, ids)
+        declared = np.where(known, np.asarray(catalog.clip_view)[rows] if len(catalog.clip_ids) else -1, -1)
+        codes = np.where(declared >= 0, declared, codes).astype(np.int16)
+    return codes
+
+
 def study_view_masks(catalog: Catalog, clips: ClipTable, view_classes: tuple[str, ...]) -> np.ndarray:
     """(s,) int32 aligned with ``catalog.study_ids``: bit ``i`` set when the study has a clip of ``COARSE_VIEWS[i]``.
 
@@ -128,19 +155,17 @@ def study_view_masks(catalog: Catalog, clips: ClipTable, view_classes: tuple[str
     """
     masks = np.zeros(len(catalog.study_ids), dtype=np.int32)
 
-    def mark(study: np.ndarray, bits: np.ndarray) -> None:
+    def mark(study: np.ndarray, codes: np.ndarray) -> None:
         rows, ok = lookup(catalog.study_ids, study)
+        ok &= codes >= 0
+        bits = np.left_shift(1, np.maximum(codes, 0).astype(np.int32)).astype(np.int32)
         np.bitwise_or.at(masks, rows[ok], bits[ok])
 
-    declared = catalog.clip_view >= 0
-    mark(catalog.clip_study[declared], (1 << catalog.clip_view[declared].astype(np.int32)).astype(np.int32))
+    mark(catalog.clip_study, np.asarray(catalog.clip_view))
     if len(clips.ids):
-        class_bits = np.array([view_bits([v]) for v in view_classes], np.int32)
-        predicted = class_bits[np.argmax(clips.view_probs, axis=1)]
-        rows, known = lookup(catalog.clip_ids, clips.ids)
-        undeclared = known.copy()
-        undeclared[known] = catalog.clip_view[rows[known]] < 0
-        mark(clips.study[undeclared], predicted[undeclared])
+        codes = clip_view_codes(catalog, clips.ids, predicted_view_codes(clips.view_probs, view_classes))
+        known = lookup(catalog.clip_ids, clips.ids)[1]
+        mark(clips.study[known], codes[known])
     return masks
 
 

@@ -3,7 +3,10 @@
 The vectors are read back from the source index in chunks by their IDs, written to the target with
 the same IDs and kind, and the target is saved with the source's manifest fields (encoder,
 checkpoint, source, preprocessing, embeddings folder), so everything that opens the index checks it
-as before. ``migrate_index`` then checks the copy: same count, and for a sample of stored vectors
+as before. A Milvus copy also gets each row's ``view`` and ``modality`` (:mod:`rag.index.attributes`):
+the modality from the index's source, a clip's view from the catalog (the view its source declared) or
+else from the view head's probabilities in the embeddings folder. A FAISS copy stores no attributes.
+``migrate_index`` then checks the copy: same count, and for a sample of stored vectors
 the same nearest IDs from both (exact kinds) or an overlap it reports (approximate kinds).
 """
 
@@ -12,13 +15,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.core.errors import VectorIndexError
 from rag.index.protocol import VectorIndex
 from rag.index.store import MANIFEST, load_index, manifest_for, save_index
+
+if TYPE_CHECKING:
+    from rag.index.catalog import Catalog
 
 __all__ = ["MigrationResult", "migrate_index"]
 
@@ -34,6 +40,7 @@ class MigrationResult:
     backend: str
     count: int
     overlap: float  # mean share of the top-10 IDs both indexes return for the sampled queries
+    with_view: int = 0  # rows of a Milvus copy whose view is known
 
 
 def migrate_index(
@@ -44,11 +51,14 @@ def migrate_index(
     uri: str | None = None,
     chunk: int = 4096,
     check_queries: int = 32,
+    catalog: Catalog | None = None,
 ) -> MigrationResult:
     """Copy the index in ``source`` to ``target`` on ``backend`` (``faiss`` or ``milvus``).
 
     Args:
         uri: Milvus: a ``.db`` file (Milvus Lite) or ``http://host:19530`` (default ``<target>/milvus.db``).
+        catalog: Milvus: the store's catalog, for the views clips declared (else views come from the
+            embeddings folder's view probabilities, else stay ``""``).
 
     Raises:
         VectorIndexError: an unknown backend, the same backend as the source, a target that exists.
@@ -64,6 +74,7 @@ def migrate_index(
     ids = np.asarray(index.ids(), np.int64)
     copy: VectorIndex
     params: dict[str, Any] | None = None
+    with_view = 0
     if backend == "faiss":
         from rag.index.faiss_index import build_index
 
@@ -71,7 +82,11 @@ def migrate_index(
         vectors = np.concatenate(pieces) if pieces else np.zeros((0, manifest.dim), np.float32)
         copy = build_index(vectors.astype(np.float32), ids, kind=manifest.kind)
     else:
+        from rag.index.attributes import index_attributes
         from rag.index.milvus_index import MilvusIndex, collection_name
+
+        attributes = index_attributes(manifest.source, ids, catalog=catalog, embeddings_dir=manifest.embeddings_dir)
+        with_view = int(np.count_nonzero(attributes["view"] != ""))
 
         target.mkdir(parents=True, exist_ok=True)
         where = uri or str(target / "milvus.db")
@@ -80,7 +95,8 @@ def migrate_index(
         )
         for i in range(0, len(ids), chunk):
             part = ids[i : i + chunk]
-            milvus.add(part, index.get_vectors(part).astype(np.float32))
+            rows = {key: values[i : i + chunk] for key, values in attributes.items()}
+            milvus.add(part, index.get_vectors(part).astype(np.float32), attributes=rows)
         params = dict(milvus.params)
         if uri is None:
             params["uri"] = "milvus.db"  # relative to the index folder, so the workspace can move
@@ -102,7 +118,7 @@ def migrate_index(
             build_params=params,
         ),
     )
-    return MigrationResult(source, target, backend, len(copy), overlap)
+    return MigrationResult(source, target, backend, len(copy), overlap, with_view)
 
 
 def _overlap(a: Any, b: VectorIndex, ids: np.ndarray, n: int) -> float:

@@ -1,10 +1,22 @@
 """Milvus vector indexes through ``pymilvus.MilvusClient``: Milvus Lite (a local ``.db`` file) or a server.
 
-A collection holds an INT64 primary key ``id`` (the store row ID) and a FLOAT_VECTOR ``vector``, indexed
-with metric IP (FLAT, HNSW, IVF_FLAT or IVF_PQ). Filters become a
-boolean expression (``id in [...]`` / ``id not in [...]``) that Milvus applies inside the search. The
-data lives in Milvus: :meth:`MilvusIndex.save` only flushes; the manifest beside it records the URI and
-collection. pymilvus is imported when an index is opened, never when this module is imported.
+A collection holds an INT64 primary key ``id`` (the store row ID), a FLOAT_VECTOR ``vector`` indexed with
+metric IP (FLAT, HNSW, IVF_FLAT or IVF_PQ), and two VARCHAR attributes (:mod:`rag.index.attributes`):
+``view`` (a coarse view, ``""`` for rows without one) and ``modality`` (``echo_video``, ``still_image``,
+``report_section``). ``view`` is the partition key: searches restricted to some views are what the
+attributes are for, and Milvus then scans only the partitions those views hash to. ``modality`` is not part
+of the key, because every index holds one kind of embeddings (one modality): a key on it, or on
+``"{modality}:{view}"``, would split nothing more. Filters become one boolean expression
+(``view in [...] and modality in [...] and id in [...] and id not in [...]``) applied inside the search.
+
+Consistency (:class:`MilvusParams` ``consistency_level``) is that of searches and reads of vectors and
+attributes. By default it is ``Strong`` on Milvus Lite (one process writes and then reads; Lite is
+consistent anyway) and ``Bounded`` on a server (many readers do not wait for the newest writes; they see
+them within the server's staleness bound, a few seconds). The index's own checks before a write (which IDs
+exist), its counts and its listing of IDs always read ``Strong``, so a build never miscounts.
+
+The data lives in Milvus: :meth:`MilvusIndex.save` only flushes; the manifest beside it records the URI,
+collection and parameters. pymilvus is imported when an index is opened, never when this module is imported.
 
 Install with ``pip install 'echo-rag[milvus]'`` (pymilvus and milvus-lite).
 """
@@ -13,64 +25,53 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from rag.core.errors import IndexInputError, VectorIndexError
 from rag.core.validation import format_validation_error
 from rag.index._arrays import check_ids, check_k, check_vectors, empty_results, tidy
+from rag.index.attributes import ATTRIBUTES, MAX_LENGTH, check_attributes
 from rag.index.faiss_index import default_pq_m
+from rag.index.milvus_params import (
+    COMMON,
+    INDEX_TYPES,
+    MAX_K,
+    RELEVANT,
+    ConsistencyLevel,
+    MilvusParams,
+    collection_name,
+    expression,
+    in_list,
+    is_local_uri,
+)
 from rag.index.protocol import SearchFilter
+
+__all__ = ["INDEX_TYPES", "MAX_K", "ConsistencyLevel", "MilvusIndex", "MilvusParams", "collection_name", "is_local_uri"]
 
 if TYPE_CHECKING:
     from rag.index.manifest import IndexManifest
 
 log = logging.getLogger(__name__)
 
-INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivf_flat": "IVF_FLAT", "ivf_pq": "IVF_PQ"}
-MAX_K = 16_384
-"""Milvus's largest ``limit`` per search."""
-_SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+Attributes = Mapping[str, Any]
+"""Per-row attributes: ``{"view": (n,) str, "modality": (n,) str}`` or a subset."""
+
 _QUERY_CHUNK = 4096
-
-
-class MilvusParams(BaseModel):
-    """Index and search parameters of a :class:`MilvusIndex` (each applies to the kinds it names)."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-    hnsw_m: int = Field(32, ge=4, le=256, description="hnsw: graph neighbours per node (M).")
-    ef_construction: int = Field(200, ge=8, le=4096, description="hnsw: candidate list size while building.")
-    ef_search: int = Field(128, ge=1, le=65536, description="hnsw: candidate list size while searching (>= k).")
-    nlist: int = Field(1024, ge=1, le=65536, description="ivf_*: inverted lists.")
-    nprobe: int = Field(32, ge=1, le=65536, description="ivf_*: lists scanned per query.")
-    pq_m: int | None = Field(None, ge=1, description="ivf_pq: sub-quantizers (divides dim); default dim/8.")
-    batch_size: int = Field(5000, ge=1, le=100_000, description="Rows per insert request.")
-
-
-_RELEVANT = {
-    "flat": (),
-    "hnsw": ("hnsw_m", "ef_construction", "ef_search"),
-    "ivf_flat": ("nlist", "nprobe"),
-    "ivf_pq": ("nlist", "nprobe", "pq_m"),
-}
-
-
-def is_local_uri(uri: str) -> bool:
-    """True for a Milvus Lite file path, False for a server address."""
-    return not uri.startswith(_SERVER_SCHEMES)
-
-
-def collection_name(index_name: str) -> str:
-    """A valid Milvus collection name for an index name (letters, digits and underscores)."""
-    return "rag_" + re.sub(r"[^A-Za-z0-9_]", "_", index_name)
+_CHECKS = "Strong"
+"""Consistency of the index's own reads before writes, counts and ID listings."""
 
 
 class MilvusIndex:
     """A Milvus collection behind the :class:`~rag.index.protocol.VectorIndex` interface.
+
+    Rows carry the attributes ``view`` (the partition key) and ``modality``, given to :meth:`add` /
+    :meth:`update` as ``attributes=`` and read back with :meth:`get_attributes`; a :class:`SearchFilter`
+    with ``views`` / ``modalities`` is applied inside the search (see the module docstring).
 
     Args:
         uri: a local ``.db`` file (Milvus Lite, embedded; created when missing) or ``http://host:19530``.
@@ -79,7 +80,7 @@ class MilvusIndex:
         kind: ``flat``, ``hnsw``, ``ivf_flat`` or ``ivf_pq`` (mapped to Milvus index types).
         token: server token (``user:password`` or an API key); never stored.
         create: create the collection when it does not exist (else that is an error).
-        params: see :class:`MilvusParams`.
+        params: see :class:`MilvusParams` (``consistency_level``, ``num_partitions``, index parameters).
     """
 
     def __init__(
@@ -112,6 +113,8 @@ class MilvusIndex:
         self._dim = dim
         self._kind = kind
         self._collection = collection
+        self._has_attributes = True
+        self._consistency: str = self._params.consistency_level or ("Strong" if is_local_uri(uri) else "Bounded")
         if is_local_uri(uri):
             path = Path(uri).expanduser().resolve()
             if path.suffix != ".db":
@@ -169,19 +172,32 @@ class MilvusIndex:
         return self._collection
 
     @property
+    def consistency_level(self) -> str:
+        """The consistency level of searches and reads (``Strong``, ``Bounded``, ``Session``, ``Eventually``)."""
+        return self._consistency
+
+    @property
+    def has_attributes(self) -> bool:
+        """Whether the collection stores ``view`` and ``modality`` (collections made before they existed do not)."""
+        return self._has_attributes
+
+    @property
     def params(self) -> dict[str, Any]:
-        """URI, collection and the parameters that apply to this kind."""
-        dumped = self._params.model_dump()
+        """URI, collection, consistency level, partitions and the parameters that apply to this kind."""
+        dumped = self._params.model_dump() | {"consistency_level": self._consistency}
         out: dict[str, Any] = {"uri": self._uri, "collection": self._collection}
-        out.update({key: dumped[key] for key in _RELEVANT[self._kind]})
+        out.update({key: dumped[key] for key in (*COMMON, *RELEVANT[self._kind])})
         return out
 
     def __len__(self) -> int:
-        rows = self._client.query(self._collection, filter="", output_fields=["count(*)"])
+        rows = self._client.query(self._collection, filter="", output_fields=["count(*)"], consistency_level=_CHECKS)
         return int(rows[0]["count(*)"])
 
     def __repr__(self) -> str:
-        return f"MilvusIndex(uri={self._uri!r}, collection={self._collection!r}, kind={self._kind!r}, dim={self._dim})"
+        return (
+            f"MilvusIndex(uri={self._uri!r}, collection={self._collection!r}, kind={self._kind!r}, dim={self._dim}, "
+            f"consistency_level={self._consistency!r})"
+        )
 
     def close(self) -> None:
         """Close the client connection."""
@@ -192,10 +208,18 @@ class MilvusIndex:
         self._client.drop_collection(self._collection)
 
     # Changes ---------------------------------------------------------------------------------
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert new items (IDs must not be in the collection yet; Milvus itself would keep both rows)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, attributes: Attributes | None = None) -> None:
+        """Insert new items (IDs must not be in the collection yet; Milvus itself would keep both rows).
+
+        Args:
+            ids: (n,) int64; vectors: (n, dim) float32 (see :meth:`VectorIndex.add`).
+            attributes: ``{"view": (n,) str, "modality": (n,) str}`` or a subset (see
+                :mod:`rag.index.attributes`); what is not given is stored as ``""``. Checked before anything
+                is written.
+        """
         ids64 = check_ids(ids)
         x = check_vectors(vectors, self._dim, rows=ids64.size)
+        attrs = self._checked(attributes, ids64.size)
         if ids64.size == 0:
             return
         dup = self._existing(ids64) if len(self) else ids64[:0]
@@ -204,12 +228,19 @@ class MilvusIndex:
                 f"IDs already in the collection: {dup[:5].tolist()}{' ...' if dup.size > 5 else ''} "
                 f"({dup.size} in all); use update() to replace their vectors"
             )
-        self._write("insert", ids64, x)
+        if attrs is not None:
+            attrs = {key: attrs.get(key, [""] * ids64.size) for key in ATTRIBUTES}
+        self._write("insert", ids64, x, attrs)
 
-    def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Replace the vectors of IDs already in the collection (an upsert of existing rows)."""
+    def update(self, ids: np.ndarray, vectors: np.ndarray, *, attributes: Attributes | None = None) -> None:
+        """Replace the vectors of IDs already in the collection (an upsert of existing rows).
+
+        Args:
+            attributes: as in :meth:`add`; attributes not given keep their stored values.
+        """
         ids64 = check_ids(ids)
         x = check_vectors(vectors, self._dim, rows=ids64.size)
+        attrs = self._checked(attributes, ids64.size)
         if ids64.size == 0:
             return
         known = self._existing(ids64)
@@ -219,7 +250,12 @@ class MilvusIndex:
                 f"IDs not in the collection: {miss[:5].tolist()}{' ...' if miss.size > 5 else ''} "
                 f"({miss.size} in all); use add() for new items"
             )
-        self._write("upsert", ids64, x)
+        if self._has_attributes:
+            attrs = attrs or {}
+            kept = [key for key in ATTRIBUTES if key not in attrs]
+            stored = self._stored(ids64, kept, _CHECKS) if kept else {}
+            attrs = {key: attrs[key] if key in attrs else stored[key].tolist() for key in ATTRIBUTES}
+        self._write("upsert", ids64, x, attrs)
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete items; IDs not in the collection are ignored. Returns how many were removed."""
@@ -235,7 +271,8 @@ class MilvusIndex:
     def search(
         self, queries: np.ndarray, k: int, *, filter: SearchFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best items per query; the filter is a Milvus boolean expression on ``id``.
+        """The ``k`` best items per query; the filter becomes a Milvus boolean expression on ``view``, ``modality``
+        and ``id``, applied inside the search at this index's consistency level.
 
         Returns:
             scores (q, k) float32 inner products, best first; ids (q, k) int64, padded with ``-inf`` / ``-1``.
@@ -246,8 +283,11 @@ class MilvusIndex:
         q = check_vectors(queries, self._dim, name="queries")
         if filter is not None and not isinstance(filter, SearchFilter):
             raise IndexInputError(f"filter must be a SearchFilter, got {type(filter).__name__}")
+        if filter is not None and filter.has_attributes and not self._has_attributes:
+            asked = f"views={filter.views} / modalities={filter.modalities}"
+            raise VectorIndexError(self._no_attributes(f"filter on {asked}"))
         scores, ids = empty_results(q.shape[0], k)
-        expr = _expression(filter)
+        expr = expression(filter)
         if q.shape[0] == 0 or expr is None:
             return scores, ids
         hits = self._client.search(
@@ -258,6 +298,7 @@ class MilvusIndex:
             output_fields=["id"],
             search_params={"metric_type": "IP", "params": self._search_params(k)},
             anns_field="vector",
+            consistency_level=self._consistency,
         )
         for row, row_hits in enumerate(hits):
             ranked = sorted(((float(h["distance"]), int(h["id"])) for h in row_hits), key=lambda t: -t[0])[:k]
@@ -269,17 +310,32 @@ class MilvusIndex:
     def get_vectors(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors of ``ids`` (n,) int64. Returns: (n, dim) float32, in the order of ``ids``."""
         ids64 = np.asarray(ids, dtype=np.int64).reshape(-1)
-        rows = self._client.get(self._collection, ids=ids64.tolist(), output_fields=["id", "vector"])
+        rows = self._client.get(
+            self._collection, ids=ids64.tolist(), output_fields=["id", "vector"], consistency_level=self._consistency
+        )
         found = {int(r["id"]): r["vector"] for r in rows}
         missing = [int(i) for i in ids64 if int(i) not in found]
         if missing:
             raise IndexInputError(f"IDs not in the collection: {missing[:5]}")
         return np.asarray([found[int(i)] for i in ids64], dtype=np.float32).reshape(-1, self._dim)
 
+    def get_attributes(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Stored attributes of ``ids`` (n,) int64. Returns: ``{"view": (n,) str, "modality": (n,) str}``.
+
+        Raises:
+            IndexInputError: an ID not in the collection.
+            VectorIndexError: the collection stores no attributes.
+        """
+        if not self._has_attributes:
+            raise VectorIndexError(self._no_attributes("read attributes"))
+        return self._stored(np.asarray(ids, dtype=np.int64).reshape(-1), list(ATTRIBUTES), self._consistency)
+
     def ids(self) -> np.ndarray:
         """Returns: (n,) int64, the IDs in the collection, sorted."""
         out: list[int] = []
-        iterator = self._client.query_iterator(self._collection, batch_size=_QUERY_CHUNK, output_fields=["id"])
+        iterator = self._client.query_iterator(
+            self._collection, batch_size=_QUERY_CHUNK, output_fields=["id"], consistency_level=_CHECKS
+        )
         while True:
             batch = iterator.next()
             if not batch:
@@ -300,6 +356,8 @@ class MilvusIndex:
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
+        schema.add_field("view", DataType.VARCHAR, max_length=MAX_LENGTH, is_partition_key=True)
+        schema.add_field("modality", DataType.VARCHAR, max_length=MAX_LENGTH)
         index_params = self._client.prepare_index_params()
         p = self._params
         build: dict[str, Any] = {}
@@ -314,7 +372,11 @@ class MilvusIndex:
 
         try:
             self._client.create_collection(
-                self._collection, schema=schema, index_params=index_params, consistency_level="Strong"
+                self._collection,
+                schema=schema,
+                index_params=index_params,
+                consistency_level=self._consistency,
+                num_partitions=self._params.num_partitions,
             )
         except MilvusException as e:
             raise VectorIndexError(
@@ -337,6 +399,42 @@ class MilvusIndex:
                 f"Milvus collection '{self._collection}' holds {dim}-d vectors, not {self._dim}-d; "
                 "rebuild it with `rag index build --backend milvus` or pick another name"
             )
+        present = [name for name in ATTRIBUTES if name in fields]
+        if present and len(present) != len(ATTRIBUTES):
+            raise VectorIndexError(
+                f"Milvus collection '{self._collection}' has the attribute field(s) {present} but not all of "
+                f"{list(ATTRIBUTES)}; it was not made by this project, pick another name"
+            )
+        self._has_attributes = bool(present)
+
+    def _checked(self, attributes: Attributes | None, n: int) -> dict[str, list[str]] | None:
+        """Validated attributes for ``n`` rows, or None when the collection stores none."""
+        checked = check_attributes({} if attributes is None else attributes, n)
+        if not self._has_attributes:
+            if checked:
+                raise VectorIndexError(self._no_attributes("store attributes"))
+            return None
+        return checked
+
+    def _no_attributes(self, what: str) -> str:
+        return (
+            f"Milvus collection '{self._collection}' was made without the fields {list(ATTRIBUTES)}, so it cannot "
+            f"{what}; rebuild it (`rag index build --backend milvus --force`, or `rag index migrate` from FAISS)"
+        )
+
+    def _stored(self, ids: np.ndarray, fields: list[str], level: str) -> dict[str, np.ndarray]:
+        """The stored ``fields`` of ``ids``, each (n,) str in the order of ``ids``."""
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, ids.size, _QUERY_CHUNK):
+            chunk = ids[start : start + _QUERY_CHUNK]
+            rows = self._client.query(
+                self._collection, filter=in_list(chunk), output_fields=["id", *fields], consistency_level=level
+            )
+            found.update({int(r["id"]): r for r in rows})
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            raise IndexInputError(f"IDs not in the collection: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        return {f: np.asarray([str(found[int(i)][f]) for i in ids], dtype=str) for f in fields}
 
     def _search_params(self, k: int) -> dict[str, Any]:
         if self._kind == "hnsw":
@@ -350,18 +448,23 @@ class MilvusIndex:
         found: list[int] = []
         for start in range(0, ids.size, _QUERY_CHUNK):
             chunk = ids[start : start + _QUERY_CHUNK]
-            rows = self._client.query(self._collection, filter=_in_list(chunk), output_fields=["id"])
+            rows = self._client.query(
+                self._collection, filter=in_list(chunk), output_fields=["id"], consistency_level=_CHECKS
+            )
             found.extend(int(r["id"]) for r in rows)
         return np.unique(np.asarray(found, dtype=np.int64))
 
-    def _write(self, op: str, ids: np.ndarray, x: np.ndarray) -> None:
+    def _write(self, op: str, ids: np.ndarray, x: np.ndarray, attrs: dict[str, list[str]] | None) -> None:
         call = getattr(self._client, op)
         step = self._params.batch_size
         for start in range(0, ids.size, step):
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {"id": int(i), "vector": v}
                 for i, v in zip(ids[start : start + step].tolist(), x[start : start + step].tolist(), strict=True)
             ]
+            for key, values in (attrs or {}).items():
+                for row, value in zip(rows, values[start : start + step], strict=True):
+                    row[key] = value
             call(self._collection, rows)
 
 
@@ -379,21 +482,3 @@ def _connect(uri: str, token: str | None) -> Any:
         raise VectorIndexError(
             f"Cannot connect to Milvus at {uri} ({e}); check the URI and that the server runs"
         ) from e
-
-
-def _in_list(ids: np.ndarray) -> str:
-    return f"id in [{','.join(str(int(i)) for i in ids)}]"
-
-
-def _expression(filter: SearchFilter | None) -> str | None:
-    """The Milvus filter expression ('' = no filter), or None when nothing can match."""
-    if filter is None:
-        return ""
-    parts = []
-    if filter.allowed_ids is not None:
-        if filter.allowed_ids.size == 0:
-            return None
-        parts.append(_in_list(filter.allowed_ids))
-    if filter.excluded_ids is not None and filter.excluded_ids.size:
-        parts.append(f"id not in [{','.join(str(int(i)) for i in filter.excluded_ids)}]")
-    return " and ".join(parts)
