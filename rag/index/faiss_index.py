@@ -97,7 +97,7 @@ class FaissIndex:
         dim: vector dimension.
         kind: ``flat``, ``hnsw``, ``ivf_flat`` or ``ivf_pq``.
         device: ``cpu``; ``auto`` or ``cuda`` also search flat / IVF kinds on the first GPU when FAISS sees
-            one (``faiss-gpu-cu12``); ``cuda`` without a GPU is an error.
+            one (``faiss-gpu``); ``cuda`` without a GPU is an error.
         params: see :class:`FaissParams`.
 
     IVF kinds are trained by :func:`build_index`, by :meth:`train`, or on the first :meth:`add`.

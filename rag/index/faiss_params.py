@@ -126,12 +126,12 @@ def check_device(device: str) -> str:
     if device == "cuda" and not sees_gpu():
         raise VectorIndexError(
             "device='cuda' but FAISS sees no GPU (faiss-cpu installed, or no CUDA device); "
-            "install faiss-gpu-cu12 (`pip install 'echo-rag[gpu]'`) on a CUDA machine or use device='cpu'"
+            "install faiss-gpu (`pip install 'echo-rag[gpu]'`) on a CUDA machine or use device='cpu'"
         )
     return device
 
 
 def sees_gpu() -> bool:
-    """Whether FAISS was built with GPU support (``faiss-gpu-cu12``) and sees a CUDA device."""
+    """Whether FAISS was built with GPU support (``faiss-gpu``) and sees a CUDA device."""
     faiss = import_faiss()
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0

@@ -233,7 +233,7 @@ def test_configuration_errors() -> None:
         FaissIndex(8, "hnws")
     with pytest.raises(VectorIndexError, match=r"nprobes.*Allowed parameters: \[.*'nprobe'"):
         FaissIndex(8, "ivf_flat", nprobes=3)
-    with pytest.raises(VectorIndexError, match=r"device='cuda'.*faiss-gpu-cu12"):
+    with pytest.raises(VectorIndexError, match=r"device=.cuda.*faiss-gpu"):
         FaissIndex(8, "flat", device="cuda")
     with pytest.raises(VectorIndexError, match="Unknown device"):
         FaissIndex(8, "flat", device="gpu")
