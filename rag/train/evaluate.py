@@ -44,8 +44,9 @@ class EpochMetrics:
     def line(self) -> str:
         n = self.n_val_reports
         chance = f", chance R@1={1 / n:.3f} R@5={min(5, n) / n:.3f}" if n else ""
+        loss = "-" if math.isnan(self.train_loss) else f"{self.train_loss:.4f}"  # epoch 0: nothing trained yet
         return (
-            f"epoch {self.epoch}: loss={self.train_loss:.4f} view_acc={self.view_accuracy:.3f} "
+            f"epoch {self.epoch}: loss={loss} view_acc={self.view_accuracy:.3f} "
             f"clip->report R@1={self.recall_at_1:.3f} R@5={self.recall_at_5:.3f} "
             f"study->report R@1={self.study_recall_at_1:.3f} R@5={self.study_recall_at_5:.3f} "
             f"top-1 grade error={self.finding_error:.2f} (random report {self.finding_error_chance:.2f}) "
