@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ STEPS = ("simulate", "ingest", "train", "embed", "index", "view weights", "knowl
 class DemoOptions:
     """What the demo builds: archive size, training length, which held-out study to draft."""
 
-    patients: int = 36
+    patients: int = 48
     seed: int = 0
     epochs: int = 40
     workers: int = 2
@@ -207,6 +208,13 @@ def _draft(cfg: RagConfig, checkpoint: Path, opts: DemoOptions, echo: Callable[[
     studies = held_out_studies(checkpoint, drafter.store)
     if not studies:
         raise RuntimeError("the checkpoint records no held-out patient; retrain with a held-out split")
+    # patients with an earlier study first, so that the comparison step has a prior to compare with
+    catalog = drafter.retriever.catalog
+    every = held_out_studies(checkpoint, drafter.store, latest_only=False)
+    patient_of = {s: catalog.study(s).patient_id for s in every}
+    counts = Counter(patient_of.values())
+    followed = {p for p, n in counts.items() if n > 1}
+    studies.sort(key=lambda s: (patient_of[s] not in followed, s))
     study = studies[(opts.held_out - 1) % len(studies)]
     t0 = time.perf_counter()
     report = drafter.draft(study)

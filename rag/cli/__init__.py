@@ -322,9 +322,11 @@ def main() -> None:  # pragma: no cover - console entry point
 @app.command()
 @friendly
 def demo(
-    patients: Annotated[int, typer.Option(min=3, help="Simulated patients (1-4 studies each).")] = 36,
+    patients: Annotated[int, typer.Option(min=3, help="Simulated patients (1-4 studies each).")] = 48,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs when no checkpoint exists yet.")] = 40,
-    held_out: Annotated[int, typer.Option(min=1, help="Which held-out patient's study to draft.")] = 1,
+    held_out: Annotated[
+        int, typer.Option(min=1, help="Which held-out patient's study to draft (those with a prior first).")
+    ] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Processes for simulation and ingestion.")] = 2,
     seed: int = 0,
     config: ConfigOpt = None,
