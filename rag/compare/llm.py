@@ -25,9 +25,12 @@ from rag.compare.narrative import extractive_statements, finding_text, measureme
 from rag.compare.result import Comparison, Statement
 from rag.core.errors import RagError
 from rag.generate.openai import JSONClient
+from rag.llm.errors import LLMOutputError
 
 __all__ = ["NarrativeError", "OpenAINarrator", "narrative_schema"]
 
+RETRY_PENALTY = 0.5
+"""Frequency penalty of the second request when the first answer was cut or not JSON."""
 _UP = re.compile(r"\b(new|worse|worsened|increased|increase|rose|higher|larger|progress\w*|deteriorat\w*)\b", re.I)
 _DOWN = re.compile(r"\b(resolved|better|improved|decreased|decrease|fell|lower|smaller|regress\w*)\b", re.I)
 _SAME = re.compile(r"\b(unchanged|stable|no change|no significant change|similar)\b", re.I)
@@ -130,13 +133,26 @@ class OpenAINarrator:
         if comparison.status != "compared":
             return comparison
         names = [m.name for m in comparison.measurements] + [f.name for f in comparison.findings]
-        completion = self.client.complete_json(
-            _prompt(comparison),
-            narrative_schema(names, len(comparison.evidence)),
-            schema_name="echo_comparison",
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-        )
+        messages, schema = _prompt(comparison), narrative_schema(names, len(comparison.evidence))
+
+        def ask(penalty: float) -> Any:
+            return self.client.complete_json(
+                messages,
+                schema,
+                schema_name="echo_comparison",
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                frequency_penalty=penalty,
+            )
+
+        try:
+            completion = ask(0.0)
+        except LLMOutputError as first:  # cut or not JSON: a small model repeating itself; ask once more
+            try:
+                completion = ask(RETRY_PENALTY)
+            except LLMOutputError as second:
+                note = f"the model's narrative was unusable twice ({first}; then {second}); the extractive one is kept"
+                return comparison.model_copy(update={"warnings": [*comparison.warnings, note[:600]]})
         data = getattr(completion, "data", completion)
         try:
             answer = _LLMNarrative.model_validate(data)

@@ -156,6 +156,7 @@ class JSONClient(Protocol):
         schema_name: str,
         max_tokens: int,
         temperature: float = 0.0,
+        frequency_penalty: float = 0.0,
     ) -> Any: ...
 
 

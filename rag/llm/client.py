@@ -160,6 +160,7 @@ class ChatClient:
         schema_name: str,
         max_tokens: int,
         temperature: float = 0.0,
+        frequency_penalty: float = 0.0,
     ) -> JSONCompletion:
         """Ask for one answer that is a JSON object matching ``schema``.
 
@@ -169,6 +170,8 @@ class ChatClient:
             schema_name: name of the schema sent to the server (letters, digits, ``_`` and ``-``).
             max_tokens: most tokens to generate.
             temperature: sampling temperature (0: greedy).
+            frequency_penalty: OpenAI's penalty on tokens by how often they already appeared (0: none,
+                not sent); a small model caught repeating itself ("1.1.1.1...") escapes with ~0.5.
 
         Raises:
             LLMConnectionError: nothing answers at ``base_url`` (or not within the timeout).
@@ -176,6 +179,8 @@ class ChatClient:
             LLMOutputError: the answer is not a JSON object (the message names finish_reason and an excerpt).
         """
         payload = self._payload(messages, max_tokens, temperature)
+        if frequency_penalty:
+            payload["frequency_penalty"] = frequency_penalty
         payload["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": schema_name, "schema": schema, "strict": True},

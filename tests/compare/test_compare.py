@@ -206,6 +206,28 @@ def test_a_served_model_writes_the_narrative_and_statements_against_the_calls_ar
     assert result.statements[-1].kind == "summary"
 
 
+def test_a_cut_narrative_is_asked_again_with_a_penalty_and_else_the_extractive_one_is_kept(
+    comparer: Comparer,
+) -> None:
+    from rag.compare.llm import RETRY_PENALTY, OpenAINarrator
+    from rag.llm import ChatClient
+    from tests.llm._fake_openai import Canned, FakeOpenAI, chat_answer
+
+    base = _with_changes(comparer)
+    looping = Canned(body=chat_answer('{"statements":[{"text":"1.1.1.1.1.1', finish_reason="length"))
+    fake = FakeOpenAI().start()
+    fake.answer("POST", "/v1/chat/completions", looping)
+    try:
+        kept = OpenAINarrator(ChatClient(fake.base_url, "tiny")).narrate(base)
+        sent = [r.body for r in fake.seen]
+    finally:
+        fake.stop()
+    assert len(sent) == 2 and "frequency_penalty" not in sent[0]
+    assert sent[1]["frequency_penalty"] == RETRY_PENALTY
+    assert kept.statements == base.statements and kept.generator == base.generator  # the extractive narrative
+    assert any("unusable twice" in w and "max_tokens" in w for w in kept.warnings)
+
+
 def test_the_commands_say_what_is_wrong_in_one_line(embedded_archive: EmbeddedArchive, tmp_path: Path) -> None:
     from rag.cli import app
 

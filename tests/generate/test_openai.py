@@ -30,6 +30,7 @@ class _Client:
         schema_name: str,
         max_tokens: int,
         temperature: float = 0.0,
+        frequency_penalty: float = 0.0,
     ) -> Any:
         self.calls.append({"messages": messages, "schema": schema, "max_tokens": max_tokens})
         return self.answer
