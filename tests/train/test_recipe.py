@@ -74,7 +74,7 @@ def test_a_short_run_learns_views_and_neighbours_that_share_a_finding(archive: R
     from rag.train.cache import build_clip_cache
 
     cache = build_clip_cache([(it.clip_id, it.path) for it in items], model.spec.preprocessing, archive.home / "cache")
-    assert cache.seconds == 0  # the run's cache, opened again
+    assert not cache.built  # the run's cache, opened again (not decoded a second time)
 
     def embed(part: list[ClipItem]) -> torch.Tensor:
         loader = clip_loader(part, model, 32, shuffle=False, workers=0, seed=0, cache=cache)
